@@ -167,4 +167,4 @@ std::string StrFormatV(const char* fmt, va_list ap);
   lhs = std::move(tmp).value()
 
 #define SIEVE_ASSIGN_OR_RETURN(lhs, expr) \
-  SIEVE_ASSIGN_OR_RETURN_IMPL_(SIEVE_STATUS_CONCAT_(sieve_statusor_, __LINE__), lhs, expr)
+  SIEVE_ASSIGN_OR_RETURN_IMPL_(SIEVE_STATUS_CONCAT_(sieve_statusor_, __COUNTER__), lhs, expr)
