@@ -22,9 +22,11 @@ class AttentionBatch {
  public:
   static StatusOr<AttentionBatch> Create(Backend& backend, int max_seqs, int num_layer_sets);
 
-  // q_starts has num_seqs + 1 entries; kv_lens num_seqs. Resets the K/V pointers.
+  // q_starts has num_seqs + 1 entries; kv_lens num_seqs (the keys of every layer set; SetKv may
+  // override them per set). Resets the K/V pointers.
   void SetSequences(std::span<const int32_t> q_starts, std::span<const int32_t> kv_lens);
-  void SetKv(int layer_set, int seq, const void* k, const void* v);
+  // Sequence `seq` of `layer_set` reads K/V at k/v; kv_len >= 0 overrides its key count there.
+  void SetKv(int layer_set, int seq, const void* k, const void* v, int kv_len = -1);
   // Copies everything to the backend (async; this object keeps the host copies alive).
   void Upload(Backend& backend);
 
@@ -33,11 +35,12 @@ class AttentionBatch {
   int max_kv_len() const { return max_kv_len_; }
   int64_t total_q() const { return q_starts_.empty() ? 0 : q_starts_[num_seqs_]; }
   const std::vector<int32_t>& host_q_starts() const { return q_starts_; }
-  const std::vector<int32_t>& host_kv_lens() const { return kv_lens_; }
 
   // Device pointers.
   const int32_t* q_starts() const { return d_q_starts_.as<int32_t>(); }
-  const int32_t* kv_lens() const { return d_kv_lens_.as<int32_t>(); }
+  const int32_t* kv_lens(int layer_set = 0) const {
+    return d_kv_lens_.as<int32_t>() + size_t(max_seqs_) * layer_set;
+  }
   const void* const* k_seqs(int layer_set) const;
   const void* const* v_seqs(int layer_set) const;
 
@@ -47,7 +50,8 @@ class AttentionBatch {
   int num_seqs_ = 0;
   int max_q_len_ = 0;
   int max_kv_len_ = 0;
-  std::vector<int32_t> q_starts_, kv_lens_;
+  std::vector<int32_t> q_starts_;
+  std::vector<int32_t> kv_lens_;      // [layer_set][max_seqs]
   std::vector<const void*> kv_ptrs_;  // [layer_set][k|v][max_seqs]
   DeviceBuffer d_q_starts_, d_kv_lens_, d_kv_ptrs_;
 };
