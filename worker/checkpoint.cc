@@ -96,7 +96,9 @@ std::vector<TensorSpec> ExpectedTensors(const ModelConfig& c) {
 StatusOr<Checkpoint> Checkpoint::Open(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    return Status::NotFound(StrFormat("model directory %s does not exist", dir.c_str()));
+    return Status::NotFound(StrFormat(fs::exists(dir, ec) ? "model directory %s is not a directory"
+                                                          : "model directory %s does not exist",
+                                      dir.c_str()));
   }
   Checkpoint ckpt;
   ckpt.dir_ = dir;
