@@ -46,6 +46,7 @@ struct StageTimes {
   double assemble = 0;       // Phi_p assembly
   double query_prefill = 0;  // query encoding (+ calibration) and the first token
   double decode = 0;         // the remaining tokens
+  double kv_transfer = 0;    // kept KV to the decode node (distributed runs)
   double ttft = 0;           // start to first token
   double total = 0;
 };
@@ -55,6 +56,7 @@ struct ChunkReport {
   int tokens = 0;
   double score = 0;
   bool kept = false;
+  int rank = 1;  // the worker that prefilled it
 };
 
 struct PipelineResult {
@@ -72,7 +74,9 @@ struct PipelineResult {
   int64_t kv_entries_full = 0;  // what full attention over the same prompt would cache
   int64_t kv_bytes_kept = 0;
   int64_t kv_bytes_full = 0;
+  int64_t kv_bytes_moved = 0;  // KV sent to the decode node (distributed runs)
   int prefill_forwards = 0;
+  int workers = 1;
   StageTimes times;
   // explain: [layer][kv head] entries as (chunk, position) pairs, query (-1, position).
   std::vector<std::vector<std::vector<CacheEntryId>>> layout_prefill;
