@@ -72,7 +72,9 @@ StatusOr<PipelineResult> RunPipeline(const Transformer& model, const PipelineInp
     const ChunkInput whole{.index = 0, .context = doc};
     SIEVE_ASSIGN_OR_RETURN(ChunkPrefillResult pre,
                            PrefillChunks(model, query, std::span(&whole, 1),
-                                         {.full_sequence = true}, progress));
+                                         {.full_sequence = true,
+                                          .max_batch_rows = input.max_batch_rows},
+                                         progress));
     res.times.prefill = SecondsSince(t);
     res.prefill_forwards = pre.forwards;
     t = Clock::now();
@@ -92,7 +94,8 @@ StatusOr<PipelineResult> RunPipeline(const Transformer& model, const PipelineInp
     ChunkPrefillOptions popt{.kv_capacity = opt.kv_capacity,
                              .kv_window = opt.kv_window,
                              .kv_pool = opt.kv_pool,
-                             .keep_local = keep};
+                             .keep_local = keep,
+                             .max_batch_rows = input.max_batch_rows};
     SIEVE_ASSIGN_OR_RETURN(ChunkPrefillResult pre, PrefillChunks(model, query, chunks, popt, progress));
     res.times.prefill = SecondsSince(t);
     res.prefill_forwards = pre.forwards;

@@ -35,6 +35,7 @@ struct PipelineInput {
   SieveOptions sieve;
   GenerationOptions generation;
   bool explain = false;  // fill the layout / eviction fields of the result
+  int64_t max_batch_rows = 0;  // rows per prefill forward; 0 = sized from free memory
 };
 
 // Receives each generated token as it is chosen; returns false to stop (a stop string matched).

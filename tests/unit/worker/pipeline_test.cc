@@ -185,3 +185,117 @@ INSTANTIATE_TEST_SUITE_P(Scenarios, PipelineOracleTest,
 
 }  // namespace
 }  // namespace sieve::worker
+
+namespace sieve::worker {
+namespace {
+
+// Invariants of the algorithm, on the tiny model with the oracle's document.
+class PipelineInvariantTest : public PipelineOracleTest {
+ protected:
+  static PipelineInput Base(int max_new) {
+    PipelineInput in;
+    in.document_ids = Ids(oracle_->at("document_ids"));
+    in.query_ids = Ids(oracle_->at("query_ids"));
+    in.sieve.scope.strategy = ScopeStrategy::kOff;
+    in.generation.max_new_tokens = max_new;
+    return in;
+  }
+};
+
+TEST_F(PipelineInvariantTest, OneChunkKeepAllEqualsFullAttention) {
+  PipelineInput one = Base(12);
+  one.sieve.mode = PrefillMode::kParallel;
+  one.sieve.chunk_tokens = static_cast<int>(one.document_ids.size());
+  PipelineInput full = Base(12);
+  full.sieve.mode = PrefillMode::kFull;
+  auto a = RunPipeline(*model_, one);
+  auto b = RunPipeline(*model_, full);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(a->chunks.size(), 1u);
+  EXPECT_EQ(a->generated_ids, b->generated_ids);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(a->first_top5[i].first, b->first_top5[i].first);
+    EXPECT_NEAR(a->first_top5[i].second, b->first_top5[i].second, 1e-4);
+  }
+}
+
+TEST_F(PipelineInvariantTest, ScopeWithLargeBudgetsEqualsOff) {
+  PipelineInput off = Base(30);
+  off.generation.force_continuation_ids = Ids(oracle_->at("continuation_ids"));
+  auto reference = RunPipeline(*model_, off);
+  ASSERT_TRUE(reference.ok());
+  for (ScopeStrategy s : {ScopeStrategy::kSlide, ScopeStrategy::kAdaptive, ScopeStrategy::kDiscontinuous}) {
+    PipelineInput in = off;
+    in.sieve.scope = {.strategy = s, .b1 = 8, .b2 = 30, .T = 60};
+    auto got = RunPipeline(*model_, in);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_TRUE(got->scope_fired_steps.empty()) << ScopeStrategyName(s);
+    ASSERT_EQ(got->forced_logprobs.size(), reference->forced_logprobs.size());
+    for (size_t i = 0; i < got->forced_logprobs.size(); ++i) {
+      EXPECT_NEAR(got->forced_logprobs[i], reference->forced_logprobs[i], 1e-5) << ScopeStrategyName(s);
+    }
+  }
+}
+
+TEST_F(PipelineInvariantTest, PackingDoesNotChangeScores) {
+  // One chunk per forward vs every chunk in one packed forward.
+  PipelineInput packed = Base(4);
+  packed.sieve.chunk_tokens = 300;
+  packed.sieve.kv_capacity = 40;
+  PipelineInput single = packed;
+  single.max_batch_rows = 1;  // raised to the longest chunk: one chunk per forward
+  auto a = RunPipeline(*model_, packed);
+  auto b = RunPipeline(*model_, single);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->prefill_forwards, 1);
+  EXPECT_EQ(b->prefill_forwards, static_cast<int>(b->chunks.size()));
+  for (size_t i = 0; i < a->chunks.size(); ++i) EXPECT_NEAR(a->chunks[i].score, b->chunks[i].score, 1e-5);
+  EXPECT_EQ(a->generated_ids, b->generated_ids);
+}
+
+TEST_F(PipelineInvariantTest, SeededSamplingIsReproducible) {
+  PipelineInput in = Base(10);
+  in.generation.temperature = 1.5f;
+  in.generation.top_p = 0.9f;
+  in.generation.top_k = 50;
+  in.generation.seed = 1234;
+  auto a = RunPipeline(*model_, in);
+  auto b = RunPipeline(*model_, in);
+  in.generation.seed = 99;
+  auto c = RunPipeline(*model_, in);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->generated_ids, b->generated_ids);
+  EXPECT_NE(a->generated_ids, c->generated_ids);
+}
+
+TEST_F(PipelineInvariantTest, StopsWhenTheSinkSaysSo) {
+  int calls = 0;
+  auto got = RunPipeline(*model_, Base(20), [&](int32_t) { return ++calls < 3; });
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->generated_ids.size(), 3u);
+  EXPECT_EQ(got->finish_reason, "stop");
+}
+
+TEST_F(PipelineInvariantTest, RejectsBadInput) {
+  auto code = [&](PipelineInput in) { return RunPipeline(*model_, in).status().code(); };
+  PipelineInput in = Base(4);
+  in.document_ids.clear();
+  EXPECT_EQ(code(in), StatusCode::kInvalidArgument);
+  in = Base(4);
+  in.query_ids.push_back(500000);
+  EXPECT_EQ(code(in), StatusCode::kInvalidArgument);
+  in = Base(4);
+  in.sieve.calibration = CalibrationOptions{.layers = {CalibrationPattern::kSink}};  // 1 of 2 layers
+  EXPECT_EQ(code(in), StatusCode::kInvalidArgument);
+  in = Base(4);
+  in.sieve.scope = {.strategy = ScopeStrategy::kAdaptive, .b1 = 4, .b2 = 8, .T = 8};
+  EXPECT_EQ(code(in), StatusCode::kInvalidArgument);
+  in = Base(4);
+  in.sieve.mode = PrefillMode::kFull;
+  in.sieve.kv_capacity = 8;
+  EXPECT_EQ(code(in), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace sieve::worker
