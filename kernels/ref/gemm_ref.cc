@@ -1,5 +1,12 @@
 // CPU reference for kernels/gemm.h: OpenBLAS sgemm for fp32 operands when available, otherwise
 // (and for other dtypes) a blocked loop with fp32 accumulation.
+//
+// Threading: every CPU reference threads with OpenMP, so OpenBLAS runs single-threaded and the
+// GEMM is split across the OpenMP team here (by rows of x, or by rows of w when x has few rows,
+// as in decode). Two thread pools on the same cores (OpenMP's spinning workers and OpenBLAS's)
+// made the CPU prefill ~2x slower.
+#include <omp.h>
+
 #include <algorithm>
 #include <vector>
 
@@ -47,11 +54,34 @@ void GemmRef(const GemmArgs& a) {
   if (a.m == 0 || a.n == 0) return;
 #if SIEVE_WITH_CBLAS
   if (a.x_dtype == DType::kF32 && a.w_dtype == DType::kF32 && a.y_dtype == DType::kF32) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(a.m),
-                static_cast<int>(a.n), static_cast<int>(a.k), a.alpha,
-                static_cast<const float*>(a.x), static_cast<int>(a.ldx),
-                static_cast<const float*>(a.w), static_cast<int>(a.k), a.beta,
-                static_cast<float*>(a.y), static_cast<int>(a.ldy));
+    static const bool single_threaded_blas = [] {
+      openblas_set_num_threads(1);
+      return true;
+    }();
+    (void)single_threaded_blas;
+    const float* x = static_cast<const float*>(a.x);
+    const float* w = static_cast<const float*>(a.w);
+    float* y = static_cast<float*>(a.y);
+    const int threads = omp_get_max_threads();
+    const bool split_rows = a.m >= 4 * threads;
+    const int64_t extent = split_rows ? a.m : a.n;
+    const int64_t parts = std::min<int64_t>(threads, std::max<int64_t>(1, extent / 16));
+#pragma omp parallel for num_threads(parts) if (parts > 1)
+    for (int64_t p = 0; p < parts; ++p) {
+      const int64_t lo = extent * p / parts, hi = extent * (p + 1) / parts;
+      if (hi == lo) continue;
+      if (split_rows) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(hi - lo),
+                    static_cast<int>(a.n), static_cast<int>(a.k), a.alpha, x + lo * a.ldx,
+                    static_cast<int>(a.ldx), w, static_cast<int>(a.k), a.beta, y + lo * a.ldy,
+                    static_cast<int>(a.ldy));
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(a.m),
+                    static_cast<int>(hi - lo), static_cast<int>(a.k), a.alpha, x,
+                    static_cast<int>(a.ldx), w + lo * a.k, static_cast<int>(a.k), a.beta, y + lo,
+                    static_cast<int>(a.ldy));
+      }
+    }
     return;
   }
 #endif
