@@ -12,6 +12,11 @@ StatusOr<LoadedModel> LoadModel(const LoadModelOptions& options) {
   LoadedModel out;
   SIEVE_ASSIGN_OR_RETURN(out.config, ModelConfig::FromJsonFile(options.model_dir + "/config.json"));
   SIEVE_ASSIGN_OR_RETURN(out.backend, MakeBackend(options.device, options.device_index));
+  if (options.profiling) {
+    auto profiler = std::make_unique<ProfilingBackend>(std::move(out.backend));
+    out.profiler = profiler.get();
+    out.backend = std::move(profiler);
+  }
   StatusOr<ModelWeights> weights =
       options.random_seed ? ModelWeights::Random(out.config, *options.random_seed, *out.backend)
                           : ModelWeights::Load(out.config, options.model_dir, *out.backend);

@@ -17,6 +17,7 @@
 #include "comm/status.h"
 #include "worker/backend.h"
 #include "worker/model_config.h"
+#include "worker/profiling_backend.h"
 #include "worker/transformer.h"
 
 namespace sieve::worker {
@@ -27,12 +28,14 @@ struct LoadModelOptions {
   int device_index = 0;
   std::optional<uint64_t> random_seed;  // set: random weights
   TransformerOptions transformer;
+  bool profiling = false;  // wrap the backend in a ProfilingBackend (LoadedModel::profiler)
 };
 
 struct LoadedModel {
   ModelConfig config;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Transformer> model;
+  ProfilingBackend* profiler = nullptr;  // owned by `backend`, with LoadModelOptions::profiling
   double load_seconds = 0;
 };
 
