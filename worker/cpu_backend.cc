@@ -7,6 +7,7 @@
 #include <fstream>
 #include <new>
 
+#include "kernels/cpu/attention_cpu.h"
 #include "worker/backend.h"
 
 namespace sieve::worker {
@@ -59,7 +60,7 @@ class CpuBackend final : public Backend {
   void Rope(const kernels::RopeArgs& a) override { kernels::RopeRef(a); }
   void Gemm(const kernels::GemmArgs& a) override { kernels::GemmRef(a); }
   void SiluMul(const kernels::SiluMulArgs& a) override { kernels::SiluMulRef(a); }
-  void Attention(const kernels::AttentionArgs& a) override { kernels::AttentionRef(a); }
+  void Attention(const kernels::AttentionArgs& a) override { kernels::AttentionCpu(a); }
   void WindowScores(const kernels::WindowScoresArgs& a) override { kernels::WindowScoresRef(a); }
   void MaxPool1d(const kernels::MaxPool1dArgs& a) override { kernels::MaxPool1dRef(a); }
   void TopkSelect(const kernels::TopkSelectArgs& a) override { kernels::TopkSelectRef(a); }
