@@ -22,27 +22,19 @@ std::vector<ChunkSpan> PlanChunks(int64_t num_tokens, int64_t chunk_tokens) {
 std::vector<std::vector<int>> AssignChunks(const std::vector<ChunkSpan>& spans, int num_workers) {
   std::vector<std::vector<int>> out(std::max(num_workers, 0));
   if (num_workers <= 0) return out;
-  int64_t total = 0;
-  for (const ChunkSpan& s : spans) total += s.size();
-  // Greedy contiguous split: worker w takes chunks while its running total stays closest to its
-  // fair share of what is left.
-  size_t next = 0;
-  int64_t remaining = total;
+  // Contiguous runs whose chunk counts differ by at most one. PlanChunks puts the larger spans
+  // first, so the extra chunks go to the last workers (which hold the smaller spans): the token
+  // totals then differ by at most one chunk. (A greedy split on running token totals cannot
+  // promise that: 5 equal chunks on 2 workers came out 4 + 1.) With fewer chunks than workers,
+  // the first workers take one chunk each and the rest get none.
+  const int num_chunks = static_cast<int>(spans.size());
+  const int base = num_chunks / num_workers;
+  const int extra = num_chunks % num_workers;
+  int next = 0;
   for (int w = 0; w < num_workers; ++w) {
-    const int workers_left = num_workers - w;
-    const int64_t share = (remaining + workers_left - 1) / workers_left;
-    int64_t taken = 0;
-    // Leave at least one chunk for each later worker when there are enough chunks.
-    while (next < spans.size()) {
-      const size_t still_needed = static_cast<size_t>(workers_left - 1);
-      if (!out[w].empty() && spans.size() - next <= still_needed) break;
-      const int64_t size = spans[next].size();
-      if (!out[w].empty() && taken + size / 2 > share) break;
-      out[w].push_back(static_cast<int>(next));
-      taken += size;
-      ++next;
-    }
-    remaining -= taken;
+    const bool gets_extra = base == 0 ? w < extra : w >= num_workers - extra;
+    const int count = base + (gets_extra ? 1 : 0);
+    for (int i = 0; i < count; ++i) out[w].push_back(next++);
   }
   return out;
 }

@@ -4,8 +4,10 @@
 //   PlanChunks(n, chunk_tokens): C = ceil(n / chunk_tokens) spans of near-equal size covering
 //     [0, n); sizes differ by at most one, earlier spans larger (ParallelComp's rule as
 //     tools/oracle.py states it). n = 0 gives no spans.
-//   AssignChunks(spans, workers): contiguous runs of chunks per worker, balancing the tokens
-//     each worker prefills (a worker may get none when there are more workers than chunks).
+//   AssignChunks(spans, workers): contiguous runs of chunks per worker, in worker order, whose
+//     chunk counts differ by at most one; for PlanChunks' spans the tokens each worker prefills
+//     then differ by at most one chunk (a worker gets none when there are more workers than
+//     chunks).
 //
 // Tested by tests/unit/comm/chunk_plan_test.cc.
 #pragma once
