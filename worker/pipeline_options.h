@@ -1,82 +1,36 @@
-// The options of one Sieve request as the worker sees them (the wire form is proto/sieve.proto;
-// coordinator/request_parser.h validates client input into it), with the defaults of the README.
-//
-//   mode          parallelcomp (score chunks, keep the best keep_chunks), parallel (keep every
-//                 chunk), full (plain full attention over [BOS] doc [BOS] query: the baseline).
-//   chunk_tokens  context tokens per chunk (DefaultChunkTokens when 0).
-//   kv_capacity   SnapKV-style compression: context entries kept per chunk, layer and KV head
-//                 (unset: no compression), scored by the last kv_window query rows, pooled with
-//                 kernel kv_pool.
-//   calibration   attention-bias calibration during the query prefill (unset: off).
-//   scope         SCOPE decode-cache management (slide by default).
+// The request options as the worker sees them: the shared definitions of comm/sieve_options.h,
+// plus what needs the model's full config (its default chunk size).
 //
 // Tested by tests/unit/worker/pipeline_options_test.cc.
 #pragma once
 
-#include <cstdint>
-#include <optional>
-#include <string>
-#include <string_view>
-#include <vector>
-
-#include "comm/status.h"
+#include "comm/sieve_options.h"
 #include "worker/model_config.h"
 
 namespace sieve::worker {
 
-enum class PrefillMode { kParallelComp, kParallel, kFull };
-enum class CalibrationPattern { kNone, kSink, kRecent, kMiddle, kAll };
-enum class ScopeStrategy { kOff, kSlide, kAdaptive, kDiscontinuous };
-
-std::string_view PrefillModeName(PrefillMode mode);
-std::string_view CalibrationPatternName(CalibrationPattern pattern);
-std::string_view ScopeStrategyName(ScopeStrategy strategy);
-std::optional<PrefillMode> ParsePrefillMode(std::string_view name);
-std::optional<CalibrationPattern> ParseCalibrationPattern(std::string_view name);
-std::optional<ScopeStrategy> ParseScopeStrategy(std::string_view name);
-
-struct CalibrationOptions {
-  std::vector<CalibrationPattern> layers;  // one per model layer
-  float threshold = 0.1f;                  // λ
-  int region = 100;                        // R
-};
-
-struct ScopeOptions {
-  ScopeStrategy strategy = ScopeStrategy::kSlide;
-  int b1 = 256;  // history budget β1
-  int b2 = 256;  // recent ring β2
-  int T = 0;     // horizon of the adaptive schedule; 0 = max_new_tokens
-};
-
-struct SieveOptions {
-  PrefillMode mode = PrefillMode::kParallelComp;
-  int chunk_tokens = 0;  // 0 = DefaultChunkTokens(config)
-  int keep_chunks = 3;
-  std::optional<int> kv_capacity;
-  int kv_window = 8;
-  int kv_pool = 7;
-  std::optional<CalibrationOptions> calibration;
-  ScopeOptions scope;
-};
-
-struct GenerationOptions {
-  int max_new_tokens = 64;
-  float temperature = 0.f;  // 0 = greedy
-  float top_p = 1.f;
-  int top_k = 0;
-  uint64_t seed = 0;
-  // When non-empty the generated tokens are these (up to max_new_tokens) and the response carries
-  // the log-probability of each: how evaluation harnesses score an answer.
-  std::vector<int32_t> force_continuation_ids;
-};
+using ::sieve::CalibrationOptions;
+using ::sieve::CalibrationPattern;
+using ::sieve::CalibrationPatternName;
+using ::sieve::GenerationOptions;
+using ::sieve::ParseCalibrationPattern;
+using ::sieve::ParsePrefillMode;
+using ::sieve::ParseScopeStrategy;
+using ::sieve::PrefillMode;
+using ::sieve::PrefillModeName;
+using ::sieve::ScopeOptions;
+using ::sieve::ScopeStrategy;
+using ::sieve::ScopeStrategyName;
+using ::sieve::SieveOptions;
 
 // 6000 for Llama-3.1-style models (llama3 RoPE over an 8K original window), 7600 for 8K-native
 // models, otherwise the original window minus 1000 (minus a quarter for windows under 4000).
 int DefaultChunkTokens(const ModelConfig& config);
 
-// Fills defaults (chunk_tokens, scope.T) and checks ranges and consistency against the model
-// (calibration has one pattern per layer, b2 < T for adaptive schedules, ...). Errors name the
-// field: "sieve.scope.b2: must be < T=64 for the adaptive strategy".
+// The numbers option checking needs from this config.
+ModelLimits LimitsOf(const ModelConfig& config);
+
+// ResolveOptions (comm/sieve_options.h) against this model.
 Status ResolveOptions(const ModelConfig& config, SieveOptions* sieve, GenerationOptions* gen);
 
 }  // namespace sieve::worker

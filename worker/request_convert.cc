@@ -3,45 +3,6 @@
 namespace sieve::worker {
 namespace {
 
-PrefillMode ModeFrom(proto::PrefillMode m) {
-  switch (m) {
-    case proto::PREFILL_MODE_PARALLEL:
-      return PrefillMode::kParallel;
-    case proto::PREFILL_MODE_FULL:
-      return PrefillMode::kFull;
-    default:
-      return PrefillMode::kParallelComp;
-  }
-}
-
-CalibrationPattern PatternFrom(proto::CalibrationPattern p) {
-  switch (p) {
-    case proto::CALIBRATION_SINK:
-      return CalibrationPattern::kSink;
-    case proto::CALIBRATION_RECENT:
-      return CalibrationPattern::kRecent;
-    case proto::CALIBRATION_MIDDLE:
-      return CalibrationPattern::kMiddle;
-    case proto::CALIBRATION_ALL:
-      return CalibrationPattern::kAll;
-    default:
-      return CalibrationPattern::kNone;
-  }
-}
-
-ScopeStrategy StrategyFrom(proto::ScopeStrategy s) {
-  switch (s) {
-    case proto::SCOPE_ADAPTIVE:
-      return ScopeStrategy::kAdaptive;
-    case proto::SCOPE_DISCONTINUOUS:
-      return ScopeStrategy::kDiscontinuous;
-    case proto::SCOPE_OFF:
-      return ScopeStrategy::kOff;
-    default:
-      return ScopeStrategy::kSlide;
-  }
-}
-
 void FillHeadEntries(const std::vector<std::vector<std::vector<CacheEntryId>>>& in,
                      google::protobuf::RepeatedPtrField<proto::HeadEntries>* out) {
   for (const auto& layer : in) {
@@ -66,36 +27,7 @@ StatusOr<PipelineInput> PipelineInputFromRequest(const proto::GenerateRequest& r
   in.document_ids = std::move(document_ids);
   in.query_ids = std::move(query_ids);
   in.explain = r.explain();
-  GenerationOptions& g = in.generation;
-  if (r.has_max_new_tokens()) g.max_new_tokens = r.max_new_tokens();
-  if (r.has_temperature()) g.temperature = r.temperature();
-  if (r.has_top_p()) g.top_p = r.top_p();
-  if (r.has_top_k()) g.top_k = r.top_k();
-  if (r.has_seed()) g.seed = r.seed();
-  g.force_continuation_ids.assign(r.force_continuation_ids().begin(),
-                                  r.force_continuation_ids().end());
-  const proto::SieveOptions& s = r.sieve();
-  SieveOptions& o = in.sieve;
-  o.mode = ModeFrom(s.mode());
-  if (s.has_chunk_tokens()) o.chunk_tokens = s.chunk_tokens();
-  if (s.has_keep_chunks()) o.keep_chunks = s.keep_chunks();
-  if (s.has_kv_capacity()) o.kv_capacity = s.kv_capacity();
-  if (s.has_kv_window()) o.kv_window = s.kv_window();
-  if (s.has_kv_pool()) o.kv_pool = s.kv_pool();
-  if (s.has_calibration()) {
-    CalibrationOptions c;
-    for (int p : s.calibration().layers()) {
-      c.layers.push_back(PatternFrom(static_cast<proto::CalibrationPattern>(p)));
-    }
-    c.threshold = s.calibration().threshold();
-    c.region = s.calibration().region();
-    o.calibration = std::move(c);
-  }
-  const proto::Scope& sc = s.scope();
-  o.scope.strategy = StrategyFrom(sc.strategy());
-  if (sc.has_b1()) o.scope.b1 = sc.b1();
-  if (sc.has_b2()) o.scope.b2 = sc.b2();
-  if (sc.has_t()) o.scope.T = sc.t();
+  OptionsFromProto(r, &in.sieve, &in.generation);
   return in;
 }
 
@@ -115,8 +47,10 @@ void FillResponse(const PipelineResult& res, proto::GenerateResponse* out) {
   }
   *a->mutable_kept_chunks() = {res.kept_chunks.begin(), res.kept_chunks.end()};
   a->set_p0(res.p0);
-  for (const auto& l : res.prefill_cache) *a->add_prefill_cache()->mutable_values() = {l.begin(), l.end()};
-  for (const auto& l : res.final_cache) *a->add_final_cache()->mutable_values() = {l.begin(), l.end()};
+  for (const auto& l : res.prefill_cache)
+    *a->add_prefill_cache()->mutable_values() = {l.begin(), l.end()};
+  for (const auto& l : res.final_cache)
+    *a->add_final_cache()->mutable_values() = {l.begin(), l.end()};
   *a->mutable_scope_fired_steps() = {res.scope_fired_steps.begin(), res.scope_fired_steps.end()};
   a->set_kv_entries_kept(res.kv_entries_kept);
   a->set_kv_entries_full(res.kv_entries_full);
@@ -140,7 +74,8 @@ void FillResponse(const PipelineResult& res, proto::GenerateResponse* out) {
   t->set_total_s(res.times.total);
   const size_t decoded = res.generated_ids.size() > 1 ? res.generated_ids.size() - 1 : 0;
   t->set_decode_tokens_per_s(res.times.decode > 0 ? decoded / res.times.decode : 0);
-  if (res.times.kv_transfer > 0) t->set_kv_transfer_gbps(res.kv_bytes_moved / res.times.kv_transfer / 1e9);
+  if (res.times.kv_transfer > 0)
+    t->set_kv_transfer_gbps(res.kv_bytes_moved / res.times.kv_transfer / 1e9);
   a->set_workers(res.workers);
   if (!res.layout_prefill.empty() || !res.final_decode_positions.empty()) {
     proto::Explain* e = out->mutable_explain();
