@@ -166,5 +166,6 @@ std::string StrFormatV(const char* fmt, va_list ap);
   if (!tmp.ok()) [[unlikely]] return tmp.status();    \
   lhs = std::move(tmp).value()
 
+// Expands to several statements: use it as a statement of its own (braces under an `if`).
 #define SIEVE_ASSIGN_OR_RETURN(lhs, expr) \
   SIEVE_ASSIGN_OR_RETURN_IMPL_(SIEVE_STATUS_CONCAT_(sieve_statusor_, __COUNTER__), lhs, expr)

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <random>
 
 #include "comm/chunk_plan.h"
 #include "comm/log.h"
+#include "worker/generation.h"
 
 namespace sieve::worker {
 namespace {
@@ -25,16 +25,6 @@ Status CheckIds(const std::vector<int32_t>& ids, int64_t vocab, const char* fiel
   }
   return Status::Ok();
 }
-
-// The request's random stream for sampling: uniforms in [0, 1) from its seed.
-class UniformSource {
- public:
-  explicit UniformSource(uint64_t seed) : rng_(seed) {}
-  float Next() { return static_cast<float>((rng_() >> 40) * 0x1p-24); }
-
- private:
-  std::mt19937_64 rng_;
-};
 
 }  // namespace
 
@@ -142,48 +132,23 @@ StatusOr<PipelineResult> RunPipeline(const Transformer& model, const PipelineInp
   SIEVE_ASSIGN_OR_RETURN(res.first_top5, decoder->TopLogits(0, 5));
 
   // Stage 7: generation.
-  const bool forced = !gen.force_continuation_ids.empty();
-  const SamplingParams sampling{.temperature = gen.temperature, .top_k = gen.top_k, .top_p = gen.top_p};
-  UniformSource uniforms(gen.seed);
-  auto choose = [&](int index) -> StatusOr<int32_t> {
-    if (forced) {
-      const int32_t token = gen.force_continuation_ids[index];
-      SIEVE_ASSIGN_OR_RETURN(std::vector<float> lp, decoder->TargetLogprobs(std::span(&token, 1)));
-      res.forced_logprobs.push_back(lp[0]);
-      return token;
-    }
-    const float u = uniforms.Next();
-    SIEVE_ASSIGN_OR_RETURN(std::vector<int32_t> ids,
-                           decoder->Choose(std::span(&sampling, 1), std::span(&u, 1)));
-    return ids[0];
-  };
-  auto is_eos = [&](int32_t token) {
-    return std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), token) != c.eos_token_ids.end();
-  };
-  SIEVE_ASSIGN_OR_RETURN(int32_t token, choose(0));
-  res.generated_ids.push_back(token);
+  SequenceGenerator generator(gen, c.eos_token_ids);
+  SequenceGenerator* generators[] = {&generator};
+  DecodeState* states[] = {&state};
+  SIEVE_RETURN_IF_ERROR(ChooseNextTokens(*decoder, generators));
   res.times.query_prefill = SecondsSince(t);
   res.times.ttft = SecondsSince(start);
-  res.finish_reason = "length";
-  bool stopped = sink && !sink(token);
-  if (stopped) res.finish_reason = "stop";
+  if (sink && !sink(generator.tokens().back())) generator.Stop();
   t = Clock::now();
-  for (int s = 0; !stopped && s < gen.max_new_tokens - 1; ++s) {
-    if (!forced && is_eos(res.generated_ids.back())) {
-      res.finish_reason = "eos";
-      break;
-    }
-    state.last_token = res.generated_ids.back();
-    DecodeState* states[] = {&state};
+  while (!generator.done()) {
+    state.last_token = generator.tokens().back();
     SIEVE_RETURN_IF_ERROR(decoder->Step(states));
-    SIEVE_ASSIGN_OR_RETURN(token, choose(s + 1));
-    res.generated_ids.push_back(token);
-    if (sink && !sink(token)) {
-      res.finish_reason = "stop";
-      stopped = true;
-    }
+    SIEVE_RETURN_IF_ERROR(ChooseNextTokens(*decoder, generators));
+    if (sink && !sink(generator.tokens().back())) generator.Stop();
   }
-  if (!forced && !stopped && is_eos(res.generated_ids.back())) res.finish_reason = "eos";
+  res.generated_ids = generator.tokens();
+  res.forced_logprobs = generator.forced_logprobs();
+  res.finish_reason = generator.finish_reason();
   res.times.decode = SecondsSince(t);
   res.scope_fired_steps = state.fired_steps;
   for (int l = 0; l < shape.num_layers; ++l) {
