@@ -6,6 +6,8 @@
 #include <set>
 #include <string>
 
+#include "coordinator/tokenizer_unicode.h"
+
 namespace sieve::coordinator {
 namespace json = boost::json;
 namespace {
@@ -298,11 +300,15 @@ StatusOr<json::value> ParseJson(std::string_view text, const RequestLimits& limi
   const size_t used = parser.write_some(text.data(), text.size(), ec);
   if (!ec) parser.finish(ec);
   if (ec) {
-    const std::string what = ec.message();
-    const bool utf8 = what.find("UTF") != std::string::npos || what.find("utf") != std::string::npos;
-    return Status::InvalidArgument(StrFormat("%s at byte %zu: %s",
-                                             utf8 ? "invalid UTF-8 in JSON" : "invalid JSON",
-                                             used, what.c_str()));
+    // Boost.JSON reports ill-formed UTF-8 inside a string as a plain syntax error; name it when
+    // the first ill-formed sequence is where (or before where) the parser stopped.
+    const size_t bad_utf8 = unicode::FindInvalidUtf8(text);
+    if (bad_utf8 != std::string_view::npos && bad_utf8 <= used) {
+      return Status::InvalidArgument(
+          StrFormat("invalid UTF-8 in JSON at byte %zu: ill-formed sequence", bad_utf8));
+    }
+    return Status::InvalidArgument(
+        StrFormat("invalid JSON at byte %zu: %s", used, ec.message().c_str()));
   }
   return parser.release();
 }

@@ -110,6 +110,7 @@ int ExitCodeFor(const Status& status) {
     case StatusCode::kOk:
       return kExitOk;
     case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:  // what the request or a flag named does not exist (a model)
     case StatusCode::kOutOfRange:
     case StatusCode::kPayloadTooLarge:
     case StatusCode::kFailedPrecondition:
