@@ -94,6 +94,8 @@ class WorldLayout {
   int NumGpuRanks() const { return NumWorkers(); }
   // World rank of GPU rank g (the inverse of GpuRank()).
   int WorldRankOfGpuRank(int g) const { return WorkerRank(g); }
+  // GPU rank of world rank r (-1 for a multi-rank coordinator).
+  int GpuRankOf(int r) const { return WorkerIndexOf(r); }
 
   // The CUDA device this rank uses, or -1 (a multi-rank coordinator, or the CPU backend).
   int Device() const { return DeviceOf(rank_); }

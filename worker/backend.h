@@ -101,6 +101,9 @@ class Backend {
   virtual void Fill(void* dst, uint8_t byte, size_t bytes) = 0;
   // Waits for all queued work; returns an Internal error naming the device if any failed.
   virtual Status Synchronize() = 0;
+  // The backend's work queue for libraries that enqueue on it (NCCL): the cudaStream_t of the
+  // CUDA backend, nullptr on the CPU.
+  virtual void* native_stream() const { return nullptr; }
 
   // Ops (kernels/*.h). Pointers in the args point into this backend's memory.
   virtual void Embedding(const kernels::EmbeddingArgs& args) = 0;

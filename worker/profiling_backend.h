@@ -44,6 +44,7 @@ class ProfilingBackend final : public Backend {
   void CopyOnDevice(void* d, const void* s, size_t n) override;
   void Fill(void* d, uint8_t b, size_t n) override { inner_->Fill(d, b, n); }
   Status Synchronize() override { return inner_->Synchronize(); }
+  void* native_stream() const override { return inner_->native_stream(); }
 
   void Embedding(const kernels::EmbeddingArgs& a) override;
   void RmsNorm(const kernels::RmsNormArgs& a) override;
