@@ -13,6 +13,7 @@
 //       ms per generated token at batch 1 with a prompt-sized cache (SCOPE off)
 //   sieve-bench ttft    --model DIR ... --tokens N [--mode ...] [--keep-chunks K]
 //       time to first token of the whole single-process pipeline
+//   sieve-bench quality / eval: answer quality against length (tools/bench_quality.h)
 //
 // Benchmarks are opt-in and never run as timed tests in CI.
 #include <algorithm>
@@ -26,6 +27,7 @@
 #include <boost/json.hpp>
 
 #include "comm/chunk_plan.h"
+#include "tools/bench_quality.h"
 #include "tools/cli.h"
 #include "worker/chunk_prefill.h"
 #include "worker/decoder.h"
@@ -44,7 +46,12 @@ constexpr const char* kUsage =
     "                           [--breakdown] [--device D]\n"
     "       sieve-bench decode  --model DIR [--random-weights S] [--prompt-tokens P] [--steps N]\n"
     "       sieve-bench ttft    --model DIR [--random-weights S] --tokens N [--chunk-tokens C]\n"
-    "                           [--mode M] [--keep-chunks K] [--reps R]\n";
+    "                           [--mode M] [--keep-chunks K] [--reps R]\n"
+    "       sieve-bench quality --model DIR [--lengths 1024,...] [--depths 0,0.5,1] [--samples N]\n"
+    "                           [--modes full,truncated,parallel,parallelcomp_k1,...]\n"
+    "                           [--out FILE.json] [--png FILE.png]\n"
+    "       sieve-bench eval    --model DIR --data FILE.jsonl [--metric auto|em|contains|f1]\n"
+    "                           [--limit N] [--query-template T] [--score-only]\n";
 
 int Fail(const Status& s, int code) {
   std::cerr << "sieve-bench: " << s.ToString() << std::endl;
@@ -288,7 +295,7 @@ int Ttft(const Args& args) {
 }
 
 int Main(int argc, char** argv) {
-  auto args = Args::Parse(argc, argv, {"breakdown", "help"});
+  auto args = Args::Parse(argc, argv, {"breakdown", "help", "score-only"});
   if (!args.ok()) return Fail(args.status(), kExitUsage);
   if (args->Has("help") || args->positional().empty()) {
     std::cerr << kUsage;
@@ -300,6 +307,8 @@ int Main(int argc, char** argv) {
   if (cmd == "prefill") return Prefill(*args);
   if (cmd == "decode") return Decode(*args);
   if (cmd == "ttft") return Ttft(*args);
+  if (cmd == "quality") return QualityMain(*args);
+  if (cmd == "eval") return EvalMain(*args);
   std::cerr << kUsage;
   return Fail(Status::InvalidArgument("unknown command '" + cmd + "'"), kExitUsage);
 }
