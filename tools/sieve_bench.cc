@@ -28,6 +28,7 @@
 
 #include "comm/chunk_plan.h"
 #include "tools/bench_quality.h"
+#include "tools/bench_scaling.h"
 #include "tools/cli.h"
 #include "worker/chunk_prefill.h"
 #include "worker/decoder.h"
@@ -51,7 +52,10 @@ constexpr const char* kUsage =
     "                           [--modes full,truncated,parallel,parallelcomp_k1,...]\n"
     "                           [--out FILE.json] [--png FILE.png]\n"
     "       sieve-bench eval    --model DIR --data FILE.jsonl [--metric auto|em|contains|f1]\n"
-    "                           [--limit N] [--query-template T] [--score-only]\n";
+    "                           [--limit N] [--query-template T] [--score-only]\n"
+    "       sieve-bench scaling --model DIR [--random-weights S] [--gpus 1,2,4] [--tokens N,...]\n"
+    "                           [--node PATH] [--out FILE.json] [--png FILE.png]\n"
+    "       mpirun -np 2 sieve-bench nccl [--bytes B]\n";
 
 int Fail(const Status& s, int code) {
   std::cerr << "sieve-bench: " << s.ToString() << std::endl;
@@ -195,6 +199,7 @@ int Prefill(const Args& args) {
     const double flops = ForwardFlops(c, lens, lm_rows);
     std::vector<double> seconds;
     int forwards = 0;
+    be.ResetPeakMemory();
     for (int i = 0; i < r + 1; ++i) {  // the first run warms up (allocator, cuBLAS heuristics)
       const auto t0 = Clock::now();
       auto res = worker::PrefillChunks(*loaded->model, query, chunks, opt);
@@ -209,7 +214,9 @@ int Prefill(const Args& args) {
                       {"tokens", n}, {"chunk_tokens", mode == "full" ? n : chunk_tokens},
                       {"chunks", chunks.size()}, {"forwards", forwards}, {"seconds", med},
                       {"tok_per_s", n / med}, {"tflops", tflops}, {"gemm_tflops", *peak},
-                      {"mfu_vs_gemm", tflops / *peak}, {"reps", r}};
+                      {"mfu_vs_gemm", tflops / *peak}, {"reps", r},
+                      {"peak_gib", be.Memory().peak_bytes / double(1 << 30)},
+                      {"weights_gib", loaded->model->weights().bytes() / double(1 << 30)}};
     if (loaded->profiler) {
       loaded->profiler->Take();
       loaded->profiler->Enable(true);
@@ -295,7 +302,7 @@ int Ttft(const Args& args) {
 }
 
 int Main(int argc, char** argv) {
-  auto args = Args::Parse(argc, argv, {"breakdown", "help", "score-only"});
+  auto args = Args::Parse(argc, argv, {"breakdown", "help", "score-only", "no-baseline"});
   if (!args.ok()) return Fail(args.status(), kExitUsage);
   if (args->Has("help") || args->positional().empty()) {
     std::cerr << kUsage;
@@ -309,6 +316,8 @@ int Main(int argc, char** argv) {
   if (cmd == "ttft") return Ttft(*args);
   if (cmd == "quality") return QualityMain(*args);
   if (cmd == "eval") return EvalMain(*args);
+  if (cmd == "scaling") return ScalingMain(*args);
+  if (cmd == "nccl") return NcclMain(argc, argv, *args);
   std::cerr << kUsage;
   return Fail(Status::InvalidArgument("unknown command '" + cmd + "'"), kExitUsage);
 }

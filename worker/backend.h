@@ -79,6 +79,12 @@ class DeviceBuffer {
   Deleter deleter_ = nullptr;
 };
 
+// Device memory held by a backend's allocations (the CUDA backend; zeros on the CPU).
+struct MemoryUsage {
+  size_t live_bytes = 0;
+  size_t peak_bytes = 0;  // since the last ResetPeakMemory
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -104,6 +110,8 @@ class Backend {
   // The backend's work queue for libraries that enqueue on it (NCCL): the cudaStream_t of the
   // CUDA backend, nullptr on the CPU.
   virtual void* native_stream() const { return nullptr; }
+  virtual MemoryUsage Memory() const { return {}; }
+  virtual void ResetPeakMemory() {}
 
   // Ops (kernels/*.h). Pointers in the args point into this backend's memory.
   virtual void Embedding(const kernels::EmbeddingArgs& args) = 0;

@@ -57,16 +57,20 @@ struct BatchState {
 }  // namespace
 
 int64_t DefaultBatchRows(const Transformer& model, int64_t min_rows) {
+  // Activations of one forward stay under a fixed budget (GEMMs are at full speed long before
+  // that many rows), so peak memory is weights + the request's KV + this workspace; the batch's
+  // KV must also fit in what is free.
   Backend& be = model.backend();
   const ModelConfig& c = model.config();
   const KvShape shape = KvShape::Of(c, model.dtype());
-  const size_t per_row = ForwardWorkspace::BytesFor(be, c, 1) +
-                         2 * size_t(c.num_layers) * shape.entry_bytes();
+  const size_t workspace_row = ForwardWorkspace::BytesFor(be, c, 1);
+  const size_t kv_row = 2 * size_t(c.num_layers) * shape.entry_bytes();
   const size_t free = be.FreeMemoryBytes();
-  const size_t budget = be.kind() == DeviceKind::kCpu
-                            ? std::min<size_t>(free / 4, size_t{2} << 30)
-                            : free / 2;
-  const int64_t rows = static_cast<int64_t>(budget / per_row);
+  const size_t workspace_budget = be.kind() == DeviceKind::kCpu
+                                      ? std::min<size_t>(free / 4, size_t{2} << 30)
+                                      : std::min<size_t>(free / 4, size_t{6} << 30);
+  const int64_t rows = static_cast<int64_t>(std::min(workspace_budget / workspace_row,
+                                                     free / 2 / (workspace_row + kv_row)));
   return std::clamp<int64_t>(rows, min_rows, std::max<int64_t>(min_rows, int64_t{1} << 17));
 }
 

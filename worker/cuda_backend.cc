@@ -105,6 +105,7 @@ struct AllocatorState {
   std::unordered_map<size_t, std::vector<void*>> free_lists;  // size class -> blocks
   size_t cached_bytes = 0;
   size_t live_bytes = 0;
+  size_t peak_live_bytes = 0;
 };
 
 struct BlockInfo {
@@ -285,6 +286,15 @@ class CudaBackend final : public Backend {
 
   DeviceKind kind() const override { return DeviceKind::kCuda; }
   std::string Describe() const override { return description_; }
+  void* native_stream() const override { return stream_.get(); }
+  MemoryUsage Memory() const override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return {.live_bytes = state_->live_bytes, .peak_bytes = state_->peak_live_bytes};
+  }
+  void ResetPeakMemory() override {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->peak_live_bytes = state_->live_bytes;
+  }
   DType compute_dtype() const override { return DType::kBF16; }
 
   StatusOr<DeviceBuffer> Allocate(size_t bytes) override {
@@ -297,6 +307,8 @@ class CudaBackend final : public Backend {
         it->second.pop_back();
         state_->cached_bytes -= cls;
         state_->live_bytes += cls;
+      state_->peak_live_bytes = std::max(state_->peak_live_bytes, state_->live_bytes);
+        state_->peak_live_bytes = std::max(state_->peak_live_bytes, state_->live_bytes);
         Register(p, cls);
         return DeviceBuffer(p, bytes, &ReleaseDeviceBlock);
       }

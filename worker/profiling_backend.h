@@ -45,6 +45,8 @@ class ProfilingBackend final : public Backend {
   void Fill(void* d, uint8_t b, size_t n) override { inner_->Fill(d, b, n); }
   Status Synchronize() override { return inner_->Synchronize(); }
   void* native_stream() const override { return inner_->native_stream(); }
+  MemoryUsage Memory() const override { return inner_->Memory(); }
+  void ResetPeakMemory() override { inner_->ResetPeakMemory(); }
 
   void Embedding(const kernels::EmbeddingArgs& a) override;
   void RmsNorm(const kernels::RmsNormArgs& a) override;

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# One device call's worth of GPU work, by phase: everything this project measures on a GPU.
+#
+#   bash bench/gpu_run.sh PHASE...      phases: probe train bench quality scaling nccl
+#
+#   probe     what the machine has (GPU, CUDA, MPI, NCCL, compilers)
+#   train     tools/train_passkey.py -> $OUT/passkey-demo (the shipped demo model)
+#   bench     issue "CUDA backend": GEMM rate, attention kernel, prefill of the Llama-3.1-8B shapes
+#             (parallel mode, 8K chunks, and our full attention), decode ms/token, and the
+#             PyTorch/HF baseline (../shared/tools/hf_baseline.py) in the same call
+#   quality   pass-key accuracy at 128K on the GPU (models/passkey-demo)
+#   scaling   sieve-bench scaling on every visible GPU (1, 2, 4, ...) + the NCCL p2p rate
+#
+# Binaries: build-gpu/ when it exists, else SIEVE_BIN (default .carry/bin: built on the
+# development machine with `cmake -S . -B build-cuda -DSIEVE_USE_OPENBLAS=OFF`, CUDA 13, sm_90a),
+# with .carry/lib (and .carry/lib-mpi when the machine has no Open MPI) on the library path.
+# Results: $OUT/*.jsonl and a summary on stdout.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+BIN=${SIEVE_BIN:-.carry/bin}
+[[ -x build-gpu/tools/sieve-bench ]] && BIN=build-gpu/tools
+export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
+if ! ldconfig -p | grep -q "libmpi.so.40 "; then export LD_LIBRARY_PATH=$PWD/.carry/lib-mpi:$LD_LIBRARY_PATH; fi
+export NCCL_NVLS_ENABLE=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MODEL8B=tests/fixtures/llama3.1-8b
+HF_BASELINE=${HF_BASELINE:-.carry/hf_baseline.py}
+[[ -f $HF_BASELINE ]] || HF_BASELINE=../shared/tools/hf_baseline.py
+say() { echo "[gpu_run $(date -u +%T)] $*"; }
+
+for phase in "$@"; do
+  case $phase in
+    probe)
+      say "probe"
+      nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader
+      for t in nvcc cmake mpirun protoc g++ python3; do printf '%-8s %s\n' "$t" "$(command -v $t || echo missing)"; done
+      ldconfig -p | grep -E "libnccl|libmpi.so|libprotobuf.so|libopenblas" | head
+      ls /usr/include/boost/version.hpp /usr/include/gtest 2>&1 | head -3
+      ;;
+    train)
+      say "train the pass-key demo model"
+      PYTHONUNBUFFERED=1 python3 tools/train_passkey.py --out "$OUT/passkey-demo" --minutes "${TRAIN_MINUTES:-4}" 2>&1 \
+        | grep -vE "^\{\"step\": [0-9]*[1-9]00," | tail -40
+      ;;
+    bench)
+      say "bench: GEMM, attention, prefill, decode (Llama-3.1-8B shapes, random weights)"
+      "$BIN/sieve-bench" gemm --device cuda | tee "$OUT/bench.jsonl"
+      "$BIN/sieve-attention-bench" 2>&1 | tail -12
+      "$BIN/sieve-bench" prefill --model $MODEL8B --random-weights 0 --device cuda \
+        --tokens 32768,65536,131072 --chunk-tokens 8192 --mode parallel --reps 3 --breakdown | tee -a "$OUT/bench.jsonl"
+      "$BIN/sieve-bench" prefill --model $MODEL8B --random-weights 0 --device cuda \
+        --tokens 32768,65536,131072 --mode full --reps 1 | tee -a "$OUT/bench.jsonl"
+      "$BIN/sieve-bench" decode --model $MODEL8B --random-weights 0 --device cuda \
+        --prompt-tokens 24576 --steps 64 | tee -a "$OUT/bench.jsonl"
+      say "HF baseline"
+      LENGTHS=${HF_LENGTHS:-32768,131072} DECODE_STEPS=32 PYTHONUNBUFFERED=1 python3 "$HF_BASELINE" 2>&1 \
+        | grep '^{' | tee "$OUT/hf_baseline.jsonl"
+      ;;
+    quality)
+      say "pass-key quality at 128K on the GPU"
+      "$BIN/sieve-bench" quality --model models/passkey-demo --device cuda --lengths 131072 \
+        --depths 0,0.25,0.5,0.75,1 --samples 2 --modes full,parallelcomp_k1,parallelcomp_k3 \
+        --out "$OUT/quality_128k.json" 2>&1 | tail -6
+      ;;
+    scaling)
+      n=$(nvidia-smi -L | wc -l)
+      gpus=1; g=2; while [[ $g -le $n ]]; do gpus="$gpus,$g"; g=$((g * 2)); done
+      say "NCCL point-to-point"
+      mpirun -np 2 --allow-run-as-root -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH "$BIN/sieve-bench" nccl \
+        | tee "$OUT/nccl.jsonl"
+      say "scaling on $gpus GPUs"
+      "$BIN/sieve-bench" scaling --model $MODEL8B --random-weights 0 --gpus "$gpus" \
+        --tokens "${SCALING_TOKENS:-32768,65536,131072}" --node "$BIN/sieve-node" --work-dir "$OUT" \
+        --out "$OUT/scaling.json" --png "$OUT/scaling.png" --reps 2
+      ;;
+    *) echo "unknown phase $phase" >&2; exit 2 ;;
+  esac
+done
+say "done"
