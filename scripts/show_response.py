@@ -14,9 +14,16 @@ def main():
     print(f"answer: {r['text']!r}   ({r['finish_reason']}, {len(r['generated_ids'])} tokens)")
     print(f"device: {a.get('device', '?')}   document {a['document_tokens']} tokens, query {a['query_tokens']}")
     if a["chunks"]:
-        print(f"\n{'chunk':>5} {'tokens':>7} {'score (query NLL)':>18}  kept")
-        for c in a["chunks"]:
-            print(f"{c['index']:>5} {c['tokens']:>7} {c['score']:>18.4f}  {'yes' if c['kept'] else ''}")
+        chunks = a["chunks"]
+        shown = chunks
+        if len(chunks) > 12:
+            # The kept chunks and the next best, in document order.
+            best = sorted(chunks, key=lambda c: (c["score"], c["index"]))[:max(5, len(a["kept_chunks"]) + 3)]
+            shown = sorted(best, key=lambda c: c["index"])
+        print(f"\n{len(chunks)} chunks; the best by score (mean NLL of the query given the chunk):")
+        print(f"{'chunk':>5} {'tokens':>7} {'score':>9}  kept")
+        for c in shown:
+            print(f"{c['index']:>5} {c['tokens']:>7} {c['score']:>9.4f}  {'yes' if c['kept'] else ''}")
         print(f"kept chunks {a['kept_chunks']}, query at position P0 = {a['p0']}")
     kv = a["kv"]
     print(f"\nKV cache: {kv['entries_kept']:,} entries kept of {kv['entries_full']:,} "

@@ -378,11 +378,12 @@ int EvalMain(const Args& args) {
   if (!parsed_mode) return Fail(Status::InvalidArgument("--mode: parallelcomp, parallel or full"), kExitUsage);
   std::ifstream in(*data);
   if (!in) return Fail(Status::NotFound("cannot read --data " + *data), kExitUsage);
-  auto tok = coordinator::Tokenizer::FromFile(*model_dir + "/tokenizer.json");
-  if (!tok.ok()) return Fail(tok.status(), kExitModel);
+  StatusOr<coordinator::Tokenizer> tok = Status::Unavailable("not loaded");
   StatusOr<worker::LoadedModel> model = Status::Unavailable("not loaded");
   const bool dry = args.Has("score-only");  // score a "prediction" field instead of running
   if (!dry) {
+    tok = coordinator::Tokenizer::FromFile(*model_dir + "/tokenizer.json");
+    if (!tok.ok()) return Fail(tok.status(), kExitModel);
     auto seed = args.GetUint("random-weights");
     if (!seed.ok()) return Fail(seed.status(), kExitUsage);
     model = worker::LoadModel({.model_dir = *model_dir, .device = args.GetOr("device", "auto"), .random_seed = *seed});
