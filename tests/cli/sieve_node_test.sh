@@ -7,7 +7,8 @@
 #    mpirun -np 1 (every role in one process), 2 (one worker that is also the decode node),
 #    3 and 4 (two and three workers, the last one decoding) and -np 4 with --decode-ranks 1:
 #    every response must match the oracle exactly as sieve-run's do (tests/cli/oracle_compare.py),
-#    so kept chunks and generated ids are the same for every N.
+#    so kept chunks and generated ids are the same for every N; and -np 9 (eight workers and a
+#    coordinator, the rank count of one 8-GPU node) the same.
 # 2. A rank that dies mid-request (--debug-fail-rank 2) ends the job within 30 s with a non-zero
 #    exit and a message naming the rank; nothing hangs.
 set -euo pipefail
@@ -57,7 +58,7 @@ def mpirun(np, *extra, timeout=300):
     return p.returncode, p.stdout.decode(), p.stderr.decode(), time.monotonic() - start
 
 
-for np, extra in [(1, []), (2, []), (3, []), (4, []), (4, ["--decode-ranks", "1"])]:
+for np, extra in [(1, []), (2, []), (3, []), (4, []), (4, ["--decode-ranks", "1"]), (9, [])]:
     label = f"np={np}{' ' + ' '.join(extra) if extra else ''}"
     print(f"=== mpirun {label}", flush=True)
     code, out, err, secs = mpirun(np, *extra)
