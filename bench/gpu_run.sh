@@ -10,6 +10,9 @@
 #             PyTorch/HF baseline (../shared/tools/hf_baseline.py) in the same call
 #   quality   pass-key accuracy at 128K on the GPU (models/passkey-demo)
 #   scaling   sieve-bench scaling on every visible GPU (1, 2, 4, ...) + the NCCL p2p rate
+#   consistency  every oracle scenario through sieve-node on 1, 2 and 4 GPUs: kept chunks and
+#             generated ids must agree across GPU counts (bf16: they are compared with each
+#             other, not with the float32 oracle)
 #
 # Binaries: build-gpu/ when it exists, else SIEVE_BIN (default .carry/bin: built on the
 # development machine with `cmake -S . -B build-cuda -DSIEVE_USE_OPENBLAS=OFF`, CUDA 13, sm_90a),
@@ -73,6 +76,38 @@ for phase in "$@"; do
       "$BIN/sieve-bench" scaling --model $MODEL8B --random-weights 0 --gpus "$gpus" \
         --tokens "${SCALING_TOKENS:-32768,65536,131072}" --node "$BIN/sieve-node" --work-dir "$OUT" \
         --out "$OUT/scaling.json" --png "$OUT/scaling.png" --reps 2
+      ;;
+    consistency)
+      n=$(nvidia-smi -L | wc -l)
+      say "consistency across GPU counts (tiny model, every oracle scenario)"
+      SIEVE_CLI_DIR=tests/cli python3 - "$BIN/sieve-node" "$n" "$OUT" <<'PY'
+import json, os, subprocess, sys
+sys.path.insert(0, os.environ["SIEVE_CLI_DIR"])
+import oracle_compare as oc
+node, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+oracle = json.load(open("tests/fixtures/pipeline/oracle_dev.json"))
+path = os.path.join(out, "consistency.jsonl")
+with open(path, "w") as f:
+    for name, sc in oracle["scenarios"].items():
+        req = oc.request_for(oracle, sc["params"]); req["request_id"] = name
+        f.write(json.dumps(req) + "\n")
+runs = {}
+for g in [x for x in (1, 2, 4, 8) if x <= n]:
+    p = subprocess.run(["mpirun", "-np", str(g + 1), "--allow-run-as-root", "-x", "NCCL_NVLS_ENABLE=0",
+                        "-x", "LD_LIBRARY_PATH", node, "--model", "tests/fixtures/tiny-llama3",
+                        "--device", "cuda", "--request", path], capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        print(f"{g} GPUs: exit {p.returncode}\n{p.stderr[-3000:]}"); sys.exit(1)
+    runs[g] = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+base = min(runs)
+for g, rs in runs.items():
+    same_kept = all(a["accounting"]["kept_chunks"] == b["accounting"]["kept_chunks"] for a, b in zip(rs, runs[base]))
+    same_ids = all(a["generated_ids"] == b["generated_ids"] for a, b in zip(rs, runs[base]))
+    vs_oracle = sum(r["accounting"]["kept_chunks"] == sc["result"]["kept_chunks"]
+                    for r, sc in zip(rs, oracle["scenarios"].values()))
+    print(f"{g} GPUs: {len(rs)} scenarios, kept chunks same as {base} GPU: {same_kept}, "
+          f"generated ids same: {same_ids}, kept chunks equal to the fp32 oracle: {vs_oracle}/{len(rs)}")
+PY
       ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac

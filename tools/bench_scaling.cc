@@ -98,7 +98,7 @@ StatusOr<std::map<int64_t, Point>> RunJob(const Args& args, int gpus, const std:
   const std::string node = args.GetOr("node", "sieve-node");
   const std::string cmd = StrFormat(
       "%s -np %d --oversubscribe --allow-run-as-root -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH %s --model %s "
-      "--random-weights %s --device cuda --request %s",
+      "--random-weights %s --device cuda --max-in-flight 1 --request %s",
       args.GetOr("mpirun", "mpirun").c_str(), gpus + 1, Quote(node).c_str(), Quote(model).c_str(),
       args.GetOr("random-weights", "0").c_str(), Quote(requests).c_str());
   std::cerr << "+ " << cmd << std::endl;
@@ -115,7 +115,9 @@ StatusOr<std::map<int64_t, Point>> RunJob(const Args& args, int gpus, const std:
     const json::object& acc = v.at("accounting").as_object();
     const json::object& t = acc.at("timing").as_object();
     Point p;
-    p.ttft = t.at("ttft_s").to_number<double>();
+    // Requests run one at a time; the time a request waited for the previous one is not its own.
+    const json::value* queue = t.if_contains("queue_s");
+    p.ttft = t.at("ttft_s").to_number<double>() - (queue ? queue->to_number<double>() : 0.0);
     p.prefill = t.at("prefill_s").to_number<double>();
     p.exchange = t.at("score_exchange_s").to_number<double>();
     p.kv_s = t.at("kv_transfer_s").to_number<double>();
