@@ -58,7 +58,15 @@ class NcclKvTransport final : public KvTransport {
     return nccl_.SendRecvGroup({}, {&t, 1}, stream_);
   }
 
-  Status ReceivesReady() override { return WaitFor(stream_, Compute()); }
+  // Waits on the host for the posted receives (they complete as soon as the senders' sends,
+  // which are never blocked on this rank, are posted), so the caller can time the transfer.
+  Status ReceivesReady() override {
+    const cudaError_t err = cudaStreamSynchronize(stream_);
+    if (err != cudaSuccess) {
+      return Status::Internal(StrFormat("KV receive failed: %s", cudaGetErrorString(err)));
+    }
+    return WaitFor(stream_, Compute());
+  }
   const char* name() const override { return "nccl"; }
 
  private:

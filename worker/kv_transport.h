@@ -36,6 +36,7 @@ class KvTransport {
   // Receives `kv->data` (allocated by the caller from the manifest) from world rank `source`.
   // The data is usable by backend work queued after ReceivesReady().
   virtual Status Recv(ChunkKv* kv, int source) = 0;
+  // Returns once every posted receive has completed (the transfer time ends here).
   virtual Status ReceivesReady() = 0;
   virtual const char* name() const = 0;
 };
