@@ -70,13 +70,11 @@ bool ParseLogLevel(std::string_view text, LogLevel* level) {
 
 namespace internal {
 
-void LogLine(LogLevel level, const char* file, int line, const char* msg, const char* fields,
-             ...) {
+void LogLine(LogLevel level, const char* file, int line, const char* msg, const char* fields, ...) {
   const auto now = std::chrono::system_clock::now();
   const std::time_t secs = std::chrono::system_clock::to_time_t(now);
   const int millis = static_cast<int>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
-      1000);
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
   std::tm tm_utc;
   gmtime_r(&secs, &tm_utc);
   char ts[32];

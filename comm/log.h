@@ -34,11 +34,11 @@ void LogLine(LogLevel level, const char* file, int line, const char* msg, const 
 
 }  // namespace sieve
 
-#define SIEVE_LOG_AT_(level, msg, ...)                                                     \
-  do {                                                                                     \
-    if (::sieve::LogEnabled(level)) {                                                      \
-      ::sieve::internal::LogLine(level, __FILE__, __LINE__, msg, "" __VA_ARGS__);          \
-    }                                                                                      \
+#define SIEVE_LOG_AT_(level, msg, ...)                                            \
+  do {                                                                            \
+    if (::sieve::LogEnabled(level)) {                                             \
+      ::sieve::internal::LogLine(level, __FILE__, __LINE__, msg, "" __VA_ARGS__); \
+    }                                                                             \
   } while (0)
 
 #define SIEVE_LOG_DEBUG(msg, ...) SIEVE_LOG_AT_(::sieve::LogLevel::kDebug, msg, __VA_ARGS__)

@@ -68,9 +68,7 @@ class [[nodiscard]] Status {
     return {StatusCode::kUnimplemented, std::move(msg)};
   }
   static Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
-  static Status Unavailable(std::string msg) {
-    return {StatusCode::kUnavailable, std::move(msg)};
-  }
+  static Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
   static Status DataLoss(std::string msg) { return {StatusCode::kDataLoss, std::move(msg)}; }
   static Status Unauthenticated(std::string msg) {
     return {StatusCode::kUnauthenticated, std::move(msg)};
@@ -108,14 +106,16 @@ class [[nodiscard]] StatusOr {
     SIEVE_CHECK(!status.ok(), "StatusOr built from an ok Status carries no value");
   }
   StatusOr(Status&& status) : value_(std::move(status)) {  // NOLINT(runtime/explicit)
-    SIEVE_CHECK(!std::get<Status>(value_).ok(), "StatusOr built from an ok Status carries no value");
+    SIEVE_CHECK(!std::get<Status>(value_).ok(),
+                "StatusOr built from an ok Status carries no value");
   }
-  StatusOr(const T& value) : value_(value) {}       // NOLINT(runtime/explicit)
+  StatusOr(const T& value) : value_(value) {}        // NOLINT(runtime/explicit)
   StatusOr(T&& value) : value_(std::move(value)) {}  // NOLINT(runtime/explicit)
   template <typename U>
-    requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
-             !std::is_same_v<std::decay_t<U>, Status> && !std::is_same_v<std::decay_t<U>, StatusOr>)
-  StatusOr(U&& value) : value_(T(std::forward<U>(value))) {}  // NOLINT(runtime/explicit)
+  requires(std::is_constructible_v<T, U&&> && !std::is_same_v<std::decay_t<U>, T> &&
+           !std::is_same_v<std::decay_t<U>, Status> && !std::is_same_v<std::decay_t<U>, StatusOr>)
+      StatusOr(U&& value)
+      : value_(T(std::forward<U>(value))) {}  // NOLINT(runtime/explicit)
 
   bool ok() const { return std::holds_alternative<T>(value_); }
   Status status() const { return ok() ? Status() : std::get<Status>(value_); }
@@ -155,15 +155,17 @@ std::string StrFormatV(const char* fmt, va_list ap);
 #define SIEVE_STATUS_CONCAT_INNER_(a, b) a##b
 #define SIEVE_STATUS_CONCAT_(a, b) SIEVE_STATUS_CONCAT_INNER_(a, b)
 
-#define SIEVE_RETURN_IF_ERROR(expr)                         \
-  do {                                                      \
-    ::sieve::Status sieve_status_ = (expr);                 \
-    if (!sieve_status_.ok()) [[unlikely]] return sieve_status_; \
+#define SIEVE_RETURN_IF_ERROR(expr)         \
+  do {                                      \
+    ::sieve::Status sieve_status_ = (expr); \
+    if (!sieve_status_.ok()) [[unlikely]]   \
+      return sieve_status_;                 \
   } while (0)
 
-#define SIEVE_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr)  \
-  auto tmp = (expr);                                  \
-  if (!tmp.ok()) [[unlikely]] return tmp.status();    \
+#define SIEVE_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
+  auto tmp = (expr);                                 \
+  if (!tmp.ok()) [[unlikely]]                        \
+    return tmp.status();                             \
   lhs = std::move(tmp).value()
 
 // Expands to several statements: use it as a statement of its own (braces under an `if`).

@@ -170,14 +170,14 @@ Status ReadIds(const json::array& array, const std::string& path, int64_t max_co
     const json::value& v = array[i];
     int64_t id = -1;
     if (v.is_int64()) id = v.as_int64();
-    if (v.is_uint64() && v.as_uint64() <= static_cast<uint64_t>(kMaxTokenId)) id = int64_t(v.as_uint64());
+    if (v.is_uint64() && v.as_uint64() <= static_cast<uint64_t>(kMaxTokenId))
+      id = int64_t(v.as_uint64());
     if (!(v.is_int64() || v.is_uint64())) {
       return TypeError(StrFormat("%s[%zu]", path.c_str(), i), "an integer token id", v);
     }
     if (id < 0 || id > kMaxTokenId) {
-      return Status::InvalidArgument(
-          StrFormat("%s[%zu]: token id must be in [0, 2^31), got %s", path.c_str(), i,
-                    json::serialize(v).c_str()));
+      return Status::InvalidArgument(StrFormat("%s[%zu]: token id must be in [0, 2^31), got %s",
+                                               path.c_str(), i, json::serialize(v).c_str()));
     }
     out->add_ids(static_cast<int32_t>(id));
   }
@@ -188,9 +188,9 @@ StatusOr<proto::PrefillMode> ParseMode(std::string_view s, const std::string& pa
   if (s == "parallelcomp") return proto::PREFILL_MODE_PARALLELCOMP;
   if (s == "parallel") return proto::PREFILL_MODE_PARALLEL;
   if (s == "full") return proto::PREFILL_MODE_FULL;
-  return Status::InvalidArgument(StrFormat(
-      "%s: unknown mode '%.*s' (expected parallelcomp, parallel or full)", path.c_str(),
-      static_cast<int>(s.size()), s.data()));
+  return Status::InvalidArgument(
+      StrFormat("%s: unknown mode '%.*s' (expected parallelcomp, parallel or full)", path.c_str(),
+                static_cast<int>(s.size()), s.data()));
 }
 
 StatusOr<proto::CalibrationPattern> ParsePattern(std::string_view s, const std::string& path) {
@@ -199,9 +199,9 @@ StatusOr<proto::CalibrationPattern> ParsePattern(std::string_view s, const std::
   if (s == "recent") return proto::CALIBRATION_RECENT;
   if (s == "middle") return proto::CALIBRATION_MIDDLE;
   if (s == "all") return proto::CALIBRATION_ALL;
-  return Status::InvalidArgument(StrFormat(
-      "%s: unknown pattern '%.*s' (expected none, sink, recent, middle or all)", path.c_str(),
-      static_cast<int>(s.size()), s.data()));
+  return Status::InvalidArgument(
+      StrFormat("%s: unknown pattern '%.*s' (expected none, sink, recent, middle or all)",
+                path.c_str(), static_cast<int>(s.size()), s.data()));
 }
 
 StatusOr<proto::ScopeStrategy> ParseStrategy(std::string_view s, const std::string& path) {
@@ -209,9 +209,9 @@ StatusOr<proto::ScopeStrategy> ParseStrategy(std::string_view s, const std::stri
   if (s == "adaptive") return proto::SCOPE_ADAPTIVE;
   if (s == "discontinuous") return proto::SCOPE_DISCONTINUOUS;
   if (s == "off") return proto::SCOPE_OFF;
-  return Status::InvalidArgument(StrFormat(
-      "%s: unknown strategy '%.*s' (expected slide, adaptive, discontinuous or off)",
-      path.c_str(), static_cast<int>(s.size()), s.data()));
+  return Status::InvalidArgument(
+      StrFormat("%s: unknown strategy '%.*s' (expected slide, adaptive, discontinuous or off)",
+                path.c_str(), static_cast<int>(s.size()), s.data()));
 }
 
 constexpr int kMaxInt = 1 << 30;
@@ -240,7 +240,8 @@ Status ParseCalibration(const json::object& object, proto::Calibration* calib) {
   for (size_t i = 0; i < layers->size(); ++i) {
     const std::string path = StrFormat("sieve.calibration.layers[%zu]", i);
     if (!(*layers)[i].is_string()) return TypeError(path, "a string", (*layers)[i]);
-    SIEVE_ASSIGN_OR_RETURN(proto::CalibrationPattern p, ParsePattern((*layers)[i].as_string(), path));
+    SIEVE_ASSIGN_OR_RETURN(proto::CalibrationPattern p,
+                           ParsePattern((*layers)[i].as_string(), path));
     calib->add_layers(p);
   }
   SIEVE_ASSIGN_OR_RETURN(auto threshold, r.Number("threshold", 0, 1));
@@ -273,7 +274,8 @@ Status ParseSieve(const json::object& object, proto::SieveOptions* sieve) {
   sieve->set_kv_window(static_cast<int32_t>(kv_window.value_or(8)));
   sieve->set_kv_pool(static_cast<int32_t>(kv_pool.value_or(7)));
   SIEVE_ASSIGN_OR_RETURN(const json::object* calibration, r.Object("calibration"));
-  if (calibration) SIEVE_RETURN_IF_ERROR(ParseCalibration(*calibration, sieve->mutable_calibration()));
+  if (calibration)
+    SIEVE_RETURN_IF_ERROR(ParseCalibration(*calibration, sieve->mutable_calibration()));
   SIEVE_ASSIGN_OR_RETURN(const json::object* scope, r.Object("scope"));
   if (scope) {
     SIEVE_RETURN_IF_ERROR(ParseScope(*scope, sieve->mutable_scope()));
@@ -329,9 +331,9 @@ StatusOr<proto::GenerateRequest> ParseGenerateRequestObject(const json::object& 
   if (document) {
     if (document->empty()) return Status::InvalidArgument("document: empty");
     if (static_cast<int64_t>(document->size()) > limits.max_document_bytes) {
-      return Status::PayloadTooLarge(StrFormat(
-          "document: %zu bytes exceed the limit of %lld", document->size(),
-          static_cast<long long>(limits.max_document_bytes)));
+      return Status::PayloadTooLarge(StrFormat("document: %zu bytes exceed the limit of %lld",
+                                               document->size(),
+                                               static_cast<long long>(limits.max_document_bytes)));
     }
     req.set_document_text(document->data(), document->size());
   } else {
@@ -342,8 +344,10 @@ StatusOr<proto::GenerateRequest> ParseGenerateRequestObject(const json::object& 
   // Query.
   SIEVE_ASSIGN_OR_RETURN(const json::string* query, r.String("query"));
   SIEVE_ASSIGN_OR_RETURN(const json::array* query_ids, r.Array("query_ids"));
-  if (query && query_ids) return Status::InvalidArgument("query, query_ids: give one of them, not both");
-  if (!query && !query_ids) return Status::InvalidArgument("query: required (a string, or query_ids)");
+  if (query && query_ids)
+    return Status::InvalidArgument("query, query_ids: give one of them, not both");
+  if (!query && !query_ids)
+    return Status::InvalidArgument("query: required (a string, or query_ids)");
   if (query) {
     if (query->empty()) return Status::InvalidArgument("query: empty");
     if (static_cast<int64_t>(query->size()) > limits.max_document_bytes) {
@@ -352,7 +356,8 @@ StatusOr<proto::GenerateRequest> ParseGenerateRequestObject(const json::object& 
     req.set_query_text(query->data(), query->size());
   } else {
     if (query_ids->empty()) return Status::InvalidArgument("query_ids: empty");
-    SIEVE_RETURN_IF_ERROR(ReadIds(*query_ids, "query_ids", limits.max_document_ids, req.mutable_query_ids()));
+    SIEVE_RETURN_IF_ERROR(
+        ReadIds(*query_ids, "query_ids", limits.max_document_ids, req.mutable_query_ids()));
   }
   // Generation.
   SIEVE_ASSIGN_OR_RETURN(auto max_new, r.Int("max_new_tokens", 1, limits.max_new_tokens));
@@ -368,8 +373,8 @@ StatusOr<proto::GenerateRequest> ParseGenerateRequestObject(const json::object& 
   SIEVE_ASSIGN_OR_RETURN(const json::array* stop, r.Array("stop"));
   if (stop) {
     if (static_cast<int>(stop->size()) > limits.max_stop_strings) {
-      return Status::InvalidArgument(StrFormat("stop: at most %d strings, got %zu",
-                                               limits.max_stop_strings, stop->size()));
+      return Status::InvalidArgument(
+          StrFormat("stop: at most %d strings, got %zu", limits.max_stop_strings, stop->size()));
     }
     for (size_t i = 0; i < stop->size(); ++i) {
       const std::string path = StrFormat("stop[%zu]", i);
@@ -393,7 +398,8 @@ StatusOr<proto::GenerateRequest> ParseGenerateRequestObject(const json::object& 
   req.set_deadline_seconds(deadline.value_or(0));
   SIEVE_ASSIGN_OR_RETURN(const json::string* request_id, r.String("request_id"));
   if (request_id) {
-    if (request_id->size() > 128) return Status::InvalidArgument("request_id: longer than 128 bytes");
+    if (request_id->size() > 128)
+      return Status::InvalidArgument("request_id: longer than 128 bytes");
     req.set_request_id(request_id->data(), request_id->size());
   }
   SIEVE_ASSIGN_OR_RETURN(const json::string* model, r.String("model"));

@@ -43,8 +43,8 @@ StatusOr<proto::GenerateRequest> ParseGenerateRequest(std::string_view json,
                                                       const RequestLimits& limits = {});
 
 // The same from an already parsed JSON object (the HTTP front end maps its OpenAI fields first).
-StatusOr<proto::GenerateRequest> ParseGenerateRequestObject(
-    const boost::json::object& object, const RequestLimits& limits = {});
+StatusOr<proto::GenerateRequest> ParseGenerateRequestObject(const boost::json::object& object,
+                                                            const RequestLimits& limits = {});
 
 // Parses JSON text into a value: INVALID_ARGUMENT "invalid JSON at byte N: ..." (or "invalid
 // UTF-8 ..."), PAYLOAD_TOO_LARGE over limits.max_body_bytes. Depth is limited to 64.

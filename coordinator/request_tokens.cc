@@ -6,8 +6,9 @@ namespace {
 Status CheckVocab(const std::vector<int32_t>& ids, int64_t vocab, const char* field) {
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] >= vocab) {
-      return Status::InvalidArgument(StrFormat("%s[%zu]: token id %d is outside the model's vocabulary of %lld",
-                                               field, i, ids[i], static_cast<long long>(vocab)));
+      return Status::InvalidArgument(
+          StrFormat("%s[%zu]: token id %d is outside the model's vocabulary of %lld", field, i,
+                    ids[i], static_cast<long long>(vocab)));
     }
   }
   return Status::Ok();

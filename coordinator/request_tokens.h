@@ -20,7 +20,6 @@ struct RequestTokens {
 };
 
 StatusOr<RequestTokens> TokenizeRequest(const Tokenizer& tokenizer,
-                                        const proto::GenerateRequest& request,
-                                        int64_t vocab_size);
+                                        const proto::GenerateRequest& request, int64_t vocab_size);
 
 }  // namespace sieve::coordinator

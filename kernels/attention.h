@@ -43,8 +43,8 @@ struct AttentionArgs {
   int head_dim = 0;
   int64_t q_stride = 0;
   int64_t out_stride = 0;
-  float scale = 1.f;  // usually 1/sqrt(head_dim)
-  int window = 0;     // sliding window (Mistral); 0 = unlimited
+  float scale = 1.f;          // usually 1/sqrt(head_dim)
+  int window = 0;             // sliding window (Mistral); 0 = unlimited
   DType dtype = DType::kF32;  // of q, k, v and out
 };
 

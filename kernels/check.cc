@@ -47,8 +47,8 @@ const char* ProcessContextString() { return Context().text; }
 
 namespace internal {
 
-void FatalApiError(const char* api, const char* stmt, const char* msg, const char* file,
-                   int line, const char* func) {
+void FatalApiError(const char* api, const char* stmt, const char* msg, const char* file, int line,
+                   const char* func) {
   std::fprintf(stderr, "[sieve] FATAL %s error [%s] at %s:%d (%s): %s: %s\n", api,
                ProcessContextString(), file, line, func, stmt, msg ? msg : "");
   std::fflush(stderr);

@@ -30,19 +30,18 @@ namespace internal {
                                 const char* file, int line, const char* func);
 
 // Prints the failed condition with a printf-style explanation and aborts.
-[[noreturn]] void FatalCheckError(const char* cond, const char* file, int line,
-                                  const char* func, const char* fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+[[noreturn]] void FatalCheckError(const char* cond, const char* file, int line, const char* func,
+                                  const char* fmt, ...) __attribute__((format(printf, 5, 6)));
 
 }  // namespace internal
 }  // namespace sieve
 
 // SIEVE_CHECK(cond, "fmt", args...): always on, release builds included.
-#define SIEVE_CHECK(cond, ...)                                                          \
-  do {                                                                                  \
-    if (!(cond)) [[unlikely]] {                                                         \
+#define SIEVE_CHECK(cond, ...)                                                              \
+  do {                                                                                      \
+    if (!(cond)) [[unlikely]] {                                                             \
       ::sieve::internal::FatalCheckError(#cond, __FILE__, __LINE__, __func__, __VA_ARGS__); \
-    }                                                                                   \
+    }                                                                                       \
   } while (0)
 
 // SIEVE_DCHECK: debug builds only (compiled out, arguments unevaluated, under NDEBUG).

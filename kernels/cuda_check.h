@@ -18,28 +18,28 @@ namespace sieve::internal {
 bool SyncCheckEnabled();
 }  // namespace sieve::internal
 
-#define SIEVE_CUDA_CHECK(stmt)                                                              \
-  do {                                                                                      \
-    const cudaError_t sieve_cuda_err_ = (stmt);                                             \
-    if (sieve_cuda_err_ != cudaSuccess) [[unlikely]] {                                      \
-      ::sieve::internal::FatalApiError("CUDA", #stmt, cudaGetErrorString(sieve_cuda_err_),  \
-                                       __FILE__, __LINE__, __func__);                       \
-    }                                                                                       \
+#define SIEVE_CUDA_CHECK(stmt)                                                             \
+  do {                                                                                     \
+    const cudaError_t sieve_cuda_err_ = (stmt);                                            \
+    if (sieve_cuda_err_ != cudaSuccess) [[unlikely]] {                                     \
+      ::sieve::internal::FatalApiError("CUDA", #stmt, cudaGetErrorString(sieve_cuda_err_), \
+                                       __FILE__, __LINE__, __func__);                      \
+    }                                                                                      \
   } while (0)
 
-#define SIEVE_CUBLAS_CHECK(stmt)                                                             \
-  do {                                                                                       \
-    const cublasStatus_t sieve_cublas_st_ = (stmt);                                          \
-    if (sieve_cublas_st_ != CUBLAS_STATUS_SUCCESS) [[unlikely]] {                            \
+#define SIEVE_CUBLAS_CHECK(stmt)                                                                 \
+  do {                                                                                           \
+    const cublasStatus_t sieve_cublas_st_ = (stmt);                                              \
+    if (sieve_cublas_st_ != CUBLAS_STATUS_SUCCESS) [[unlikely]] {                                \
       ::sieve::internal::FatalApiError("cuBLAS", #stmt, cublasGetStatusString(sieve_cublas_st_), \
-                                       __FILE__, __LINE__, __func__);                        \
-    }                                                                                        \
+                                       __FILE__, __LINE__, __func__);                            \
+    }                                                                                            \
   } while (0)
 
-#define SIEVE_SYNC_CHECK(stream)                                          \
-  do {                                                                    \
-    if (::sieve::internal::SyncCheckEnabled()) {                          \
-      SIEVE_CUDA_CHECK(cudaStreamSynchronize(stream));                    \
-      SIEVE_CUDA_CHECK(cudaGetLastError());                               \
-    }                                                                     \
+#define SIEVE_SYNC_CHECK(stream)                       \
+  do {                                                 \
+    if (::sieve::internal::SyncCheckEnabled()) {       \
+      SIEVE_CUDA_CHECK(cudaStreamSynchronize(stream)); \
+      SIEVE_CUDA_CHECK(cudaGetLastError());            \
+    }                                                  \
   } while (0)

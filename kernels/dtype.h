@@ -93,7 +93,7 @@ SIEVE_HOST_DEVICE uint16_t FloatToHalf(float f) {
   const uint32_t bits = FloatToBits(f);
   const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
   const uint32_t abs = bits & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
   if (abs < 0x38800000u) {                                               // subnormal or zero
     if (abs < 0x33000000u) return sign;
@@ -107,7 +107,7 @@ SIEVE_HOST_DEVICE uint16_t FloatToHalf(float f) {
     return static_cast<uint16_t>(sign | half_mant);
   }
   uint32_t r = abs - 0x38000000u;  // rebias exponent 127 -> 15
-  r += 0xfffu + ((r >> 13) & 1u);   // round to nearest even
+  r += 0xfffu + ((r >> 13) & 1u);  // round to nearest even
   return static_cast<uint16_t>(sign | (r >> 13));
 }
 

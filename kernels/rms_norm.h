@@ -15,8 +15,8 @@
 namespace sieve::kernels {
 
 struct RmsNormArgs {
-  const void* input = nullptr;  // [rows, cols], act_dtype, optional branch output to add
-  void* residual = nullptr;     // [rows, cols], residual_dtype, updated in place
+  const void* input = nullptr;   // [rows, cols], act_dtype, optional branch output to add
+  void* residual = nullptr;      // [rows, cols], residual_dtype, updated in place
   const void* weight = nullptr;  // [cols], weight_dtype
   void* out = nullptr;           // [rows, cols], act_dtype
   int64_t rows = 0;

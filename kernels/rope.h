@@ -18,8 +18,8 @@
 namespace sieve::kernels {
 
 struct RopeArgs {
-  void* q = nullptr;                 // [num_tokens, num_q_heads, head_dim], row stride q_stride
-  void* k = nullptr;                 // [num_tokens, num_kv_heads, head_dim], row stride k_stride
+  void* q = nullptr;                   // [num_tokens, num_q_heads, head_dim], row stride q_stride
+  void* k = nullptr;                   // [num_tokens, num_kv_heads, head_dim], row stride k_stride
   const int32_t* positions = nullptr;  // [num_tokens]
   const float* inv_freq = nullptr;     // [head_dim / 2]
   int64_t num_tokens = 0;

@@ -18,8 +18,8 @@
 namespace sieve::kernels {
 
 struct MaxPool1dArgs {
-  const float* in = nullptr;  // [rows, stride]
-  float* out = nullptr;       // [rows, stride]; must not alias in
+  const float* in = nullptr;         // [rows, stride]
+  float* out = nullptr;              // [rows, stride]; must not alias in
   const int32_t* lengths = nullptr;  // [rows] valid columns of each row
   int64_t rows = 0;
   int64_t stride = 0;

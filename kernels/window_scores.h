@@ -23,7 +23,7 @@
 namespace sieve::kernels {
 
 struct WindowScoresArgs {
-  const void* q = nullptr;  // [total_q, num_q_heads, head_dim], row stride q_stride
+  const void* q = nullptr;              // [total_q, num_q_heads, head_dim], row stride q_stride
   const void* const* k_seqs = nullptr;  // [num_seqs] as in AttentionArgs
   int64_t kv_token_stride = 0;
   int64_t kv_head_stride = 0;

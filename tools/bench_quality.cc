@@ -25,22 +25,41 @@ namespace {
 // The haystack vocabulary: the same sentences the pass-key model was trained with
 // (tools/train_passkey.py), so the filler is in-distribution and only the length is new.
 constexpr std::string_view kFiller[] = {
-    "The grass is green.", "The sky is blue.", "The sun is yellow.", "Here we go.",
-    "There and back again.", "The river ran past the market and under the old bridge.",
-    "Nobody hurried that day.", "A lamp was lit in every window of the street.",
-    "The evening was quiet and long.", "Traders counted their coins.",
-    "Children ran along the road.", "The bell rang twice.", "Clouds drifted over the hills.",
-    "A cat slept on the warm stone.", "The baker opened his shop before dawn.",
-    "Boats rocked gently in the harbor.", "The wind carried the smell of rain.",
-    "An old man told stories by the fire.", "The train left the station at noon.",
-    "Birds sang in the tall trees.", "The library was full of dusty books.",
-    "Snow covered the mountain in winter.", "The market smelled of bread and spice.",
-    "A dog barked at the passing cart.", "The mill turned slowly by the stream.",
-    "Farmers brought apples to the square.", "The moon rose over the quiet town.",
-    "Lanterns swayed on the long bridge.", "The teacher wrote on the board.",
-    "Rain fell softly on the roofs.", "The road wound through the valley.",
-    "Music drifted from an open window.", "The garden was full of roses.",
-    "A ship appeared on the horizon.", "The clock in the tower struck six.",
+    "The grass is green.",
+    "The sky is blue.",
+    "The sun is yellow.",
+    "Here we go.",
+    "There and back again.",
+    "The river ran past the market and under the old bridge.",
+    "Nobody hurried that day.",
+    "A lamp was lit in every window of the street.",
+    "The evening was quiet and long.",
+    "Traders counted their coins.",
+    "Children ran along the road.",
+    "The bell rang twice.",
+    "Clouds drifted over the hills.",
+    "A cat slept on the warm stone.",
+    "The baker opened his shop before dawn.",
+    "Boats rocked gently in the harbor.",
+    "The wind carried the smell of rain.",
+    "An old man told stories by the fire.",
+    "The train left the station at noon.",
+    "Birds sang in the tall trees.",
+    "The library was full of dusty books.",
+    "Snow covered the mountain in winter.",
+    "The market smelled of bread and spice.",
+    "A dog barked at the passing cart.",
+    "The mill turned slowly by the stream.",
+    "Farmers brought apples to the square.",
+    "The moon rose over the quiet town.",
+    "Lanterns swayed on the long bridge.",
+    "The teacher wrote on the board.",
+    "Rain fell softly on the roofs.",
+    "The road wound through the valley.",
+    "Music drifted from an open window.",
+    "The garden was full of roses.",
+    "A ship appeared on the horizon.",
+    "The clock in the tower struck six.",
 };
 constexpr std::string_view kQuery = " What is the pass key? The pass key is";
 
@@ -64,21 +83,22 @@ class HaystackMaker {
     std::mt19937_64 rng(seed);
     Haystack h;
     h.key = 10000 + static_cast<int>(rng() % 90000);
-    const std::string needle = StrFormat(" The pass key is %d. Remember it. %d is the pass key.",
-                                         h.key, h.key);
+    const std::string needle =
+        StrFormat(" The pass key is %d. Remember it. %d is the pass key.", h.key, h.key);
     SIEVE_ASSIGN_OR_RETURN(std::vector<int32_t> needle_ids, tok_.Encode(needle, false));
     std::vector<const std::vector<int32_t>*> sentences;
     int64_t tokens = static_cast<int64_t>(needle_ids.size());
     while (tokens < length) {
-      SIEVE_ASSIGN_OR_RETURN(const std::vector<int32_t>* ids,
-                             Sentence(rng() % std::size(kFiller)));
+      SIEVE_ASSIGN_OR_RETURN(const std::vector<int32_t>* ids, Sentence(rng() % std::size(kFiller)));
       sentences.push_back(ids);
       tokens += static_cast<int64_t>(ids->size());
     }
-    const size_t at = static_cast<size_t>(std::lround(std::clamp(depth, 0.0, 1.0) * sentences.size()));
+    const size_t at =
+        static_cast<size_t>(std::lround(std::clamp(depth, 0.0, 1.0) * sentences.size()));
     for (size_t i = 0; i <= sentences.size(); ++i) {
       if (i == at) h.document.insert(h.document.end(), needle_ids.begin(), needle_ids.end());
-      if (i < sentences.size()) h.document.insert(h.document.end(), sentences[i]->begin(), sentences[i]->end());
+      if (i < sentences.size())
+        h.document.insert(h.document.end(), sentences[i]->begin(), sentences[i]->end());
     }
     return h;
   }
@@ -87,7 +107,8 @@ class HaystackMaker {
   StatusOr<const std::vector<int32_t>*> Sentence(size_t i) {
     auto it = cache_.find(i);
     if (it == cache_.end()) {
-      SIEVE_ASSIGN_OR_RETURN(std::vector<int32_t> ids, tok_.Encode(" " + std::string(kFiller[i]), false));
+      SIEVE_ASSIGN_OR_RETURN(std::vector<int32_t> ids,
+                             tok_.Encode(" " + std::string(kFiller[i]), false));
       it = cache_.emplace(i, std::move(ids)).first;
     }
     return &it->second;
@@ -103,8 +124,8 @@ CalibrationOptions PaperCalibration(int64_t layers) {
   CalibrationOptions c;
   for (int64_t l = 0; l < layers; ++l) {
     const double f = double(l) / double(layers);
-    c.layers.push_back(f < 0.25  ? CalibrationPattern::kMiddle
-                       : f < 0.5 ? CalibrationPattern::kRecent
+    c.layers.push_back(f < 0.25   ? CalibrationPattern::kMiddle
+                       : f < 0.5  ? CalibrationPattern::kRecent
                        : f < 0.75 ? CalibrationPattern::kNone
                                   : CalibrationPattern::kSink);
   }
@@ -124,8 +145,9 @@ StatusOr<worker::PipelineInput> InputFor(const std::string& mode, const worker::
     in.sieve.mode = PrefillMode::kFull;
   } else if (mode == "truncated") {
     // Keep the first and last halves of what fits in the trained window with the query.
-    const int64_t budget = std::max<int64_t>(
-        16, config.max_position_embeddings - static_cast<int64_t>(in.query_ids.size()) - 2 - max_new);
+    const int64_t budget =
+        std::max<int64_t>(16, config.max_position_embeddings -
+                                  static_cast<int64_t>(in.query_ids.size()) - 2 - max_new);
     if (static_cast<int64_t>(doc.size()) > budget) {
       std::vector<int32_t> cut(doc.begin(), doc.begin() + budget / 2);
       cut.insert(cut.end(), doc.end() - (budget - budget / 2), doc.end());
@@ -165,10 +187,11 @@ std::string LengthLabel(int64_t n) {
 }
 
 // One heatmap panel per mode: x = length, y = depth, cell color = accuracy.
-Status WriteHeatmap(const std::string& path, const std::vector<std::string>& modes,
-                    const std::vector<int64_t>& lengths, const std::vector<double>& depths,
-                    const std::map<std::tuple<std::string, int64_t, double>, std::pair<int, int>>& cells,
-                    const std::string& title) {
+Status WriteHeatmap(
+    const std::string& path, const std::vector<std::string>& modes,
+    const std::vector<int64_t>& lengths, const std::vector<double>& depths,
+    const std::map<std::tuple<std::string, int64_t, double>, std::pair<int, int>>& cells,
+    const std::string& title) {
   const int cell_w = 64, cell_h = 26, left = 70, top = 40, panel_gap = 44;
   const int panel_h = cell_h * static_cast<int>(depths.size()) + panel_gap;
   const int width = std::max(left + cell_w * static_cast<int>(lengths.size()) + 150,
@@ -199,14 +222,16 @@ Status WriteHeatmap(const std::string& path, const std::vector<std::string>& mod
     const int yl = y0 + static_cast<int>(depths.size()) * cell_h + 2;
     for (size_t l = 0; l < lengths.size(); ++l) {
       const std::string label = LengthLabel(lengths[l]);
-      c.Text(left + static_cast<int>(l) * cell_w + (cell_w - Canvas::TextWidth(label)) / 2, yl, label, ink);
+      c.Text(left + static_cast<int>(l) * cell_w + (cell_w - Canvas::TextWidth(label)) / 2, yl,
+             label, ink);
     }
   }
   // Legend.
   const int lx = left + cell_w * static_cast<int>(lengths.size()) + 30;
   c.Text(lx, top + 4, "ACCURACY", ink);
   for (int i = 0; i <= 10; ++i) {
-    c.FillRect(lx, top + 20 + (10 - i) * 14, lx + 24, top + 34 + (10 - i) * 14, AccuracyColor(i / 10.0));
+    c.FillRect(lx, top + 20 + (10 - i) * 14, lx + 24, top + 34 + (10 - i) * 14,
+               AccuracyColor(i / 10.0));
     if (i % 5 == 0) c.Text(lx + 30, top + 24 + (10 - i) * 14, StrFormat("%d%%", i * 10), ink);
   }
   c.Text(lx, top + 190, "X: LENGTH", ink);
@@ -261,7 +286,8 @@ bool AnswerExact(const std::string& prediction, const std::string& reference) {
 
 bool AnswerContains(const std::string& prediction, const std::string& reference) {
   const std::string r = Join(NormalizedWords(reference));
-  return !r.empty() && (" " + Join(NormalizedWords(prediction)) + " ").find(" " + r + " ") != std::string::npos;
+  return !r.empty() &&
+         (" " + Join(NormalizedWords(prediction)) + " ").find(" " + r + " ") != std::string::npos;
 }
 
 int QualityMain(const Args& args) {
@@ -271,14 +297,17 @@ int QualityMain(const Args& args) {
   auto samples_in = args.GetInt("samples");
   auto chunk_in = args.GetInt("chunk-tokens");
   if (!lengths_in.ok() || !samples_in.ok() || !chunk_in.ok()) {
-    return Fail(Status::InvalidArgument("--lengths, --samples and --chunk-tokens take integers"), kExitUsage);
+    return Fail(Status::InvalidArgument("--lengths, --samples and --chunk-tokens take integers"),
+                kExitUsage);
   }
   std::vector<int64_t> lengths;
-  for (int32_t n : lengths_in->value_or(std::vector<int32_t>{1024, 2048, 8192, 32768})) lengths.push_back(n);
+  for (int32_t n : lengths_in->value_or(std::vector<int32_t>{1024, 2048, 8192, 32768}))
+    lengths.push_back(n);
   std::vector<double> depths;
-  for (const std::string& d : SplitList(args.GetOr("depths", "0,0.25,0.5,0.75,1"))) depths.push_back(std::stod(d));
-  const std::vector<std::string> modes = SplitList(
-      args.GetOr("modes", "full,truncated,parallel,parallelcomp_k1,parallelcomp_k3,compress,calibrate"));
+  for (const std::string& d : SplitList(args.GetOr("depths", "0,0.25,0.5,0.75,1")))
+    depths.push_back(std::stod(d));
+  const std::vector<std::string> modes = SplitList(args.GetOr(
+      "modes", "full,truncated,parallel,parallelcomp_k1,parallelcomp_k3,compress,calibrate"));
   const int samples = static_cast<int>(samples_in->value_or(2));
   const int max_new = 8;
   auto tok = coordinator::Tokenizer::FromFile(*model_dir + "/tokenizer.json");
@@ -309,14 +338,21 @@ int QualityMain(const Args& args) {
           auto& cell = cells[{mode, length, depth}];
           cell.first += correct;
           cell.second += 1;
-          results.emplace_back(json::object{{"mode", mode}, {"length", length}, {"tokens", hay->document.size()},
-                                            {"depth", depth}, {"sample", s}, {"key", hay->key},
-                                            {"answer", text}, {"correct", correct}, {"seconds", secs},
-                                            {"ttft_s", res->times.ttft},
-                                            {"kept_chunks", json::array(res->kept_chunks.begin(), res->kept_chunks.end())}});
-          std::cerr << StrFormat("%-16s %6lld tokens depth %.2f sample %d: %s (%.2f s)\n", mode.c_str(),
-                                 static_cast<long long>(hay->document.size()), depth, s,
-                                 correct ? "correct" : "wrong", secs);
+          results.emplace_back(json::object{
+              {"mode", mode},
+              {"length", length},
+              {"tokens", hay->document.size()},
+              {"depth", depth},
+              {"sample", s},
+              {"key", hay->key},
+              {"answer", text},
+              {"correct", correct},
+              {"seconds", secs},
+              {"ttft_s", res->times.ttft},
+              {"kept_chunks", json::array(res->kept_chunks.begin(), res->kept_chunks.end())}});
+          std::cerr << StrFormat("%-16s %6lld tokens depth %.2f sample %d: %s (%.2f s)\n",
+                                 mode.c_str(), static_cast<long long>(hay->document.size()), depth,
+                                 s, correct ? "correct" : "wrong", secs);
         }
       }
     }
@@ -346,13 +382,17 @@ int QualityMain(const Args& args) {
   const std::string device = model->backend->Describe();
   if (auto out = args.Get("out")) {
     std::ofstream f(*out);
-    f << json::serialize(json::object{{"model", *model_dir}, {"device", device}, {"samples", samples},
-                                      {"accuracy_percent", summary}, {"results", results}})
+    f << json::serialize(json::object{{"model", *model_dir},
+                                      {"device", device},
+                                      {"samples", samples},
+                                      {"accuracy_percent", summary},
+                                      {"results", results}})
       << "\n";
   }
   if (auto png = args.Get("png")) {
     const std::string title = StrFormat("PASS KEY ACCURACY: %s", model_dir->c_str());
-    if (Status s = WriteHeatmap(*png, modes, lengths, depths, cells, title); !s.ok()) return Fail(s, kExitInternal);
+    if (Status s = WriteHeatmap(*png, modes, lengths, depths, cells, title); !s.ok())
+      return Fail(s, kExitInternal);
   }
   return kExitOk;
 }
@@ -360,7 +400,8 @@ int QualityMain(const Args& args) {
 int EvalMain(const Args& args) {
   const auto model_dir = args.Get("model");
   const auto data = args.Get("data");
-  if (!model_dir || !data) return Fail(Status::InvalidArgument("--model and --data are required"), kExitUsage);
+  if (!model_dir || !data)
+    return Fail(Status::InvalidArgument("--model and --data are required"), kExitUsage);
   auto limit = args.GetInt("limit");
   auto max_new_in = args.GetInt("max-new-tokens");
   auto keep = args.GetInt("keep-chunks");
@@ -375,7 +416,8 @@ int EvalMain(const Args& args) {
   const std::string tmpl = args.GetOr("query-template", "\n\nQuestion: {input}\nAnswer:");
   const std::string mode = args.GetOr("mode", "parallelcomp");
   auto parsed_mode = worker::ParsePrefillMode(mode);
-  if (!parsed_mode) return Fail(Status::InvalidArgument("--mode: parallelcomp, parallel or full"), kExitUsage);
+  if (!parsed_mode)
+    return Fail(Status::InvalidArgument("--mode: parallelcomp, parallel or full"), kExitUsage);
   std::ifstream in(*data);
   if (!in) return Fail(Status::NotFound("cannot read --data " + *data), kExitUsage);
   StatusOr<coordinator::Tokenizer> tok = Status::Unavailable("not loaded");
@@ -386,7 +428,8 @@ int EvalMain(const Args& args) {
     if (!tok.ok()) return Fail(tok.status(), kExitModel);
     auto seed = args.GetUint("random-weights");
     if (!seed.ok()) return Fail(seed.status(), kExitUsage);
-    model = worker::LoadModel({.model_dir = *model_dir, .device = args.GetOr("device", "auto"), .random_seed = *seed});
+    model = worker::LoadModel(
+        {.model_dir = *model_dir, .device = args.GetOr("device", "auto"), .random_seed = *seed});
     if (!model.ok()) return Fail(model.status(), kExitModel);
   }
   std::string line;
@@ -398,7 +441,9 @@ int EvalMain(const Args& args) {
     boost::system::error_code ec;
     json::value v = json::parse(line, ec);
     if (ec || !v.is_object()) {
-      return Fail(Status::InvalidArgument(StrFormat("%s line %d: not a JSON object", data->c_str(), n + 1)), kExitUsage);
+      return Fail(
+          Status::InvalidArgument(StrFormat("%s line %d: not a JSON object", data->c_str(), n + 1)),
+          kExitUsage);
     }
     const json::object& rec = v.as_object();
     auto str = [&](const char* key) -> std::string {
@@ -422,8 +467,10 @@ int EvalMain(const Args& args) {
     const std::string context = str("context");
     const std::string input = str("input");
     if (context.empty() || answers.empty()) {
-      return Fail(Status::InvalidArgument(StrFormat("%s line %d: needs \"context\" and \"answers\"/\"answer\"",
-                                                    data->c_str(), n + 1)), kExitUsage);
+      return Fail(
+          Status::InvalidArgument(StrFormat(
+              "%s line %d: needs \"context\" and \"answers\"/\"answer\"", data->c_str(), n + 1)),
+          kExitUsage);
     }
     std::string prediction = str("prediction");
     double seconds = 0;
@@ -433,7 +480,8 @@ int EvalMain(const Args& args) {
       if (at != std::string::npos) query.replace(at, 7, input);
       auto doc_ids = tok->Encode(context, false);
       auto q_ids = tok->Encode(query, false);
-      if (!doc_ids.ok() || !q_ids.ok()) return Fail(doc_ids.ok() ? q_ids.status() : doc_ids.status(), kExitUsage);
+      if (!doc_ids.ok() || !q_ids.ok())
+        return Fail(doc_ids.ok() ? q_ids.status() : doc_ids.status(), kExitUsage);
       worker::PipelineInput pin;
       pin.document_ids = std::move(doc_ids).value();
       pin.query_ids = std::move(q_ids).value();
@@ -455,7 +503,7 @@ int EvalMain(const Args& args) {
     }
     double score = 0;
     for (const auto& a : answers) {
-      const double s = used == "f1" ? AnswerF1(prediction, a)
+      const double s = used == "f1"   ? AnswerF1(prediction, a)
                        : used == "em" ? (AnswerExact(prediction, a) ? 1.0 : 0.0)
                                       : (AnswerContains(prediction, a) ? 1.0 : 0.0);
       score = std::max(score, s);
@@ -464,13 +512,17 @@ int EvalMain(const Args& args) {
     by_metric[used].first += score;
     by_metric[used].second += 1;
     ++n;
-    std::cout << json::serialize(json::object{{"index", n - 1}, {"metric", used}, {"score", score},
-                                              {"prediction", prediction}, {"seconds", seconds}})
+    std::cout << json::serialize(json::object{{"index", n - 1},
+                                              {"metric", used},
+                                              {"score", score},
+                                              {"prediction", prediction},
+                                              {"seconds", seconds}})
               << "\n";
   }
   json::object per_metric;
   for (const auto& [m, v] : by_metric) per_metric[m] = 100.0 * v.first / v.second;
-  std::cout << json::serialize(json::object{{"what", "eval"}, {"records", n},
+  std::cout << json::serialize(json::object{{"what", "eval"},
+                                            {"records", n},
                                             {"score_percent", n ? 100.0 * total / n : 0.0},
                                             {"by_metric", per_metric}})
             << std::endl;

@@ -57,7 +57,8 @@ StatusOr<std::string> Capture(const std::string& command, const std::string& log
   while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
   const int rc = pclose(pipe);
   if (rc != 0) {
-    return Status::Internal(StrFormat("exit %d from: %s (see %s)", rc, command.c_str(), log.c_str()));
+    return Status::Internal(
+        StrFormat("exit %d from: %s (see %s)", rc, command.c_str(), log.c_str()));
   }
   return out;
 }
@@ -70,9 +71,12 @@ json::object Request(int64_t tokens, uint64_t seed, const std::string& mode, int
   for (int i = 0; i < 16; ++i) query.emplace_back(static_cast<int64_t>(rng() % vocab));
   json::object sieve{{"mode", mode}, {"keep_chunks", keep}};
   if (chunk_tokens > 0) sieve["chunk_tokens"] = chunk_tokens;
-  return json::object{{"document_ids", std::move(doc)}, {"query_ids", std::move(query)},
-                      {"max_new_tokens", 1}, {"request_id", StrFormat("n%lld-s%llu", (long long)tokens, (unsigned long long)seed)},
-                      {"sieve", std::move(sieve)}};
+  return json::object{
+      {"document_ids", std::move(doc)},
+      {"query_ids", std::move(query)},
+      {"max_new_tokens", 1},
+      {"request_id", StrFormat("n%lld-s%llu", (long long)tokens, (unsigned long long)seed)},
+      {"sieve", std::move(sieve)}};
 }
 
 struct Point {
@@ -80,24 +84,29 @@ struct Point {
   int64_t kv_bytes = 0;
 };
 
-StatusOr<std::map<int64_t, Point>> RunJob(const Args& args, int gpus, const std::vector<int64_t>& lengths,
-                                          const std::string& mode, int reps, const std::string& dir) {
+StatusOr<std::map<int64_t, Point>> RunJob(const Args& args, int gpus,
+                                          const std::vector<int64_t>& lengths,
+                                          const std::string& mode, int reps,
+                                          const std::string& dir) {
   const std::string model = *args.Get("model");
   const int chunk = static_cast<int>(IntOr(args, "chunk-tokens", 8192));
   const int keep = static_cast<int>(IntOr(args, "keep-chunks", 3));
   const int64_t vocab = 128000;
-  const std::string requests = StrFormat("%s/requests_%s_%d.jsonl", dir.c_str(), mode.c_str(), gpus);
+  const std::string requests =
+      StrFormat("%s/requests_%s_%d.jsonl", dir.c_str(), mode.c_str(), gpus);
   {
     std::ofstream f(requests);
     // The first request warms up every rank (cuBLAS heuristics, NCCL channels, the allocator).
     f << json::serialize(Request(lengths.front(), 1, mode, chunk, keep, vocab)) << "\n";
     for (int64_t n : lengths) {
-      for (int r = 0; r < reps; ++r) f << json::serialize(Request(n, 100 + r, mode, chunk, keep, vocab)) << "\n";
+      for (int r = 0; r < reps; ++r)
+        f << json::serialize(Request(n, 100 + r, mode, chunk, keep, vocab)) << "\n";
     }
   }
   const std::string node = args.GetOr("node", "sieve-node");
   const std::string cmd = StrFormat(
-      "%s -np %d --oversubscribe --allow-run-as-root -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH %s --model %s "
+      "%s -np %d --oversubscribe --allow-run-as-root -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH %s "
+      "--model %s "
       "--random-weights %s --device cuda --max-in-flight 1 --request %s",
       args.GetOr("mpirun", "mpirun").c_str(), gpus + 1, Quote(node).c_str(), Quote(model).c_str(),
       args.GetOr("random-weights", "0").c_str(), Quote(requests).c_str());
@@ -146,14 +155,19 @@ StatusOr<std::map<int64_t, Point>> RunJob(const Args& args, int gpus, const std:
   return medians;
 }
 
-Status Plot(const std::string& path, const std::vector<int>& gpus, const std::vector<int64_t>& lengths,
+Status Plot(const std::string& path, const std::vector<int>& gpus,
+            const std::vector<int64_t>& lengths,
             const std::map<int, std::map<int64_t, Point>>& results) {
   const int w = 640, h = 440, left = 70, right = 160, top = 50, bottom = 60;
   Canvas c(w, h);
   const Rgb ink{30, 30, 30}, grid{225, 225, 225};
   const double max_g = *std::max_element(gpus.begin(), gpus.end());
-  auto x_of = [&](double g) { return left + static_cast<int>((g - 1) / std::max(1.0, max_g - 1) * (w - left - right)); };
-  auto y_of = [&](double s) { return h - bottom - static_cast<int>((s - 1) / std::max(1.0, max_g - 1) * (h - top - bottom)); };
+  auto x_of = [&](double g) {
+    return left + static_cast<int>((g - 1) / std::max(1.0, max_g - 1) * (w - left - right));
+  };
+  auto y_of = [&](double s) {
+    return h - bottom - static_cast<int>((s - 1) / std::max(1.0, max_g - 1) * (h - top - bottom));
+  };
   c.Text(left, 16, "TTFT SPEEDUP VS GPUS", ink, 2);
   for (int g : gpus) {
     c.Line(x_of(g), top, x_of(g), h - bottom, grid);
@@ -164,7 +178,8 @@ Status Plot(const std::string& path, const std::vector<int>& gpus, const std::ve
   c.Text((w - right + left) / 2 - 20, h - 24, "GPUS", ink);
   c.DashedLine(x_of(1), y_of(1), x_of(max_g), y_of(max_g), {120, 120, 120});
   c.Text(w - right + 10, top, "-- IDEAL", {120, 120, 120});
-  const Rgb colors[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189}};
+  const Rgb colors[] = {
+      {31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40}, {148, 103, 189}};
   for (size_t i = 0; i < lengths.size(); ++i) {
     const Rgb col = colors[i % std::size(colors)];
     const double base = results.at(gpus.front()).at(lengths[i]).ttft;
@@ -180,7 +195,8 @@ Status Plot(const std::string& path, const std::vector<int>& gpus, const std::ve
       py = y;
     }
     c.FillRect(w - right + 10, top + 20 + 16 * int(i), w - right + 24, top + 30 + 16 * int(i), col);
-    c.Text(w - right + 30, top + 21 + 16 * int(i), StrFormat("%lldK", (long long)(lengths[i] / 1024)), ink);
+    c.Text(w - right + 30, top + 21 + 16 * int(i),
+           StrFormat("%lldK", (long long)(lengths[i] / 1024)), ink);
   }
   return c.WritePng(path);
 }
@@ -192,11 +208,13 @@ int ScalingMain(const Args& args) {
   auto gpus_in = args.GetIntList("gpus");
   auto tokens_in = args.GetIntList("tokens");
   auto reps_in = args.GetInt("reps");
-  if (!gpus_in.ok() || !tokens_in.ok() || !reps_in.ok()) return Fail(Status::InvalidArgument("bad lists"), kExitUsage);
+  if (!gpus_in.ok() || !tokens_in.ok() || !reps_in.ok())
+    return Fail(Status::InvalidArgument("bad lists"), kExitUsage);
   std::vector<int> gpus;
   for (int g : gpus_in->value_or(std::vector<int32_t>{1, 2, 4})) gpus.push_back(g);
   std::vector<int64_t> lengths;
-  for (int n : tokens_in->value_or(std::vector<int32_t>{32768, 65536, 131072})) lengths.push_back(n);
+  for (int n : tokens_in->value_or(std::vector<int32_t>{32768, 65536, 131072}))
+    lengths.push_back(n);
   const int reps = static_cast<int>(reps_in->value_or(2));
   const std::string dir = args.GetOr("work-dir", "/tmp");
   const std::string mode = args.GetOr("mode", "parallelcomp");
@@ -224,21 +242,29 @@ int ScalingMain(const Args& args) {
       std::cout << StrFormat("%6d %8lld %9.3f %9.3f %9.4f %9.4f %10.3f %9.1f %9.3f %8.2fx\n", g,
                              (long long)n, p.ttft, p.prefill, p.exchange, p.kv_s, p.kv_bytes / 1e9,
                              p.kv_gbps, p.query, speedup);
-      json::object row{{"gpus", g}, {"tokens", n}, {"ttft_s", p.ttft}, {"prefill_s", p.prefill},
-                       {"score_exchange_s", p.exchange}, {"kv_transfer_s", p.kv_s},
-                       {"kv_bytes", p.kv_bytes}, {"kv_gbps", p.kv_gbps}, {"query_prefill_s", p.query},
+      json::object row{{"gpus", g},
+                       {"tokens", n},
+                       {"ttft_s", p.ttft},
+                       {"prefill_s", p.prefill},
+                       {"score_exchange_s", p.exchange},
+                       {"kv_transfer_s", p.kv_s},
+                       {"kv_bytes", p.kv_bytes},
+                       {"kv_gbps", p.kv_gbps},
+                       {"query_prefill_s", p.query},
                        {"speedup_vs_1", speedup}};
       if (full.count(n)) row["speedup_vs_full_1gpu"] = full[n].ttft / p.ttft;
       rows.emplace_back(std::move(row));
     }
   }
   for (const auto& [n, p] : full) {
-    std::cout << StrFormat("full attention, 1 GPU, %lld tokens: ttft %.3f s\n", (long long)n, p.ttft);
+    std::cout << StrFormat("full attention, 1 GPU, %lld tokens: ttft %.3f s\n", (long long)n,
+                           p.ttft);
   }
   json::object baseline;
   for (const auto& [n, p] : full) baseline[std::to_string(n)] = p.ttft;
   if (auto out = args.Get("out")) {
-    std::ofstream(*out) << json::serialize(json::object{{"mode", mode}, {"rows", rows},
+    std::ofstream(*out) << json::serialize(json::object{{"mode", mode},
+                                                        {"rows", rows},
                                                         {"full_attention_1gpu_ttft_s", baseline}})
                         << "\n";
   }
@@ -269,18 +295,21 @@ int NcclMain(int argc, char** argv, const Args& args) {
   for (int rep = 0; rep < 6; ++rep) {
     world.Barrier();
     const auto t0 = std::chrono::steady_clock::now();
-    const comm::NcclComm::Transfer t = world.Rank() == 0 ? comm::NcclComm::Transfer::ToPeer(1, buf, bytes)
-                                                          : comm::NcclComm::Transfer::FromPeer(0, buf, bytes);
+    const comm::NcclComm::Transfer t = world.Rank() == 0
+                                           ? comm::NcclComm::Transfer::ToPeer(1, buf, bytes)
+                                           : comm::NcclComm::Transfer::FromPeer(0, buf, bytes);
     Status s = world.Rank() == 0 ? nccl->SendRecvGroup({&t, 1}, {}, stream)
                                  : nccl->SendRecvGroup({}, {&t, 1}, stream);
     if (!s.ok()) return Fail(s, kExitInternal);
     cudaStreamSynchronize(stream);
     world.Barrier();
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (rep > 0) gbps.push_back(bytes / secs / 1e9);
   }
   if (world.Rank() == 0) {
-    std::cout << json::serialize(json::object{{"what", "nccl_p2p"}, {"bytes", bytes}, {"gbps", Median(gbps)}})
+    std::cout << json::serialize(
+                     json::object{{"what", "nccl_p2p"}, {"bytes", bytes}, {"gbps", Median(gbps)}})
               << std::endl;
   }
   cudaFree(buf);

@@ -1,6 +1,7 @@
 // sieve-bench scaling and nccl: prefill speed-up as GPUs are added.
 //
-//   sieve-bench scaling --model DIR [--random-weights 0] [--gpus 1,2,4] [--tokens 32768,65536,131072]
+//   sieve-bench scaling --model DIR [--random-weights 0] [--gpus 1,2,4] [--tokens
+//   32768,65536,131072]
 //                       [--chunk-tokens 8192] [--keep-chunks 3] [--mode parallelcomp] [--reps 2]
 //                       [--node build/tools/sieve-node] [--mpirun mpirun] [--work-dir DIR]
 //                       [--out scaling.json] [--png scaling.png] [--no-baseline]

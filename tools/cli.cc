@@ -63,7 +63,8 @@ StatusOr<std::optional<uint64_t>> Args::GetUint(const std::string& name) const {
   char* end = nullptr;
   const unsigned long long x = std::strtoull(v->c_str(), &end, 10);
   if (v->empty() || *end != '\0' || errno != 0 || (*v)[0] == '-') {
-    return Status::InvalidArgument("--" + name + ": expected a non-negative integer, got '" + *v + "'");
+    return Status::InvalidArgument("--" + name + ": expected a non-negative integer, got '" + *v +
+                                   "'");
   }
   return std::optional<uint64_t>(x);
 }

@@ -42,7 +42,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kUsage =
     "usage: sieve-bench gemm    [--device D] [--m M --k K --n N] [--reps R]\n"
-    "       sieve-bench prefill --model DIR [--random-weights S] --tokens N[,N...] [--chunk-tokens C]\n"
+    "       sieve-bench prefill --model DIR [--random-weights S] --tokens N[,N...] [--chunk-tokens "
+    "C]\n"
     "                           [--mode parallel|parallelcomp|full] [--query-tokens Q] [--reps R]\n"
     "                           [--breakdown] [--device D]\n"
     "       sieve-bench decode  --model DIR [--random-weights S] [--prompt-tokens P] [--steps N]\n"
@@ -83,9 +84,9 @@ std::vector<int32_t> RandomTokens(int64_t n, int64_t vocab, uint64_t seed) {
 // layer (bench/METRICS.md). The LM head is counted for `lm_rows` rows only.
 double ForwardFlops(const worker::ModelConfig& c, const std::vector<int64_t>& seq_lens,
                     int64_t lm_rows) {
-  const double per_layer_linear =
-      double(c.hidden_size) * (c.q_dim() + 2 * c.kv_dim()) + double(c.q_dim()) * c.hidden_size +
-      3.0 * c.hidden_size * c.intermediate_size;
+  const double per_layer_linear = double(c.hidden_size) * (c.q_dim() + 2 * c.kv_dim()) +
+                                  double(c.q_dim()) * c.hidden_size +
+                                  3.0 * c.hidden_size * c.intermediate_size;
   double rows = 0, attention = 0;
   for (int64_t s : seq_lens) {
     rows += s;
@@ -114,10 +115,33 @@ StatusOr<double> MeasureGemm(worker::Backend& be, int64_t m, int64_t k, int64_t 
   SIEVE_ASSIGN_OR_RETURN(worker::DeviceBuffer x, be.Allocate(m * k * e));
   SIEVE_ASSIGN_OR_RETURN(worker::DeviceBuffer w, be.Allocate(n * k * e));
   SIEVE_ASSIGN_OR_RETURN(worker::DeviceBuffer y, be.Allocate(m * n * e));
-  be.RandomInit({.out = x.get(), .dtype = dt, .n = m * k, .seed = 1, .stream = 1, .mean = 0, .stddev = 1, .constant = false});
-  be.RandomInit({.out = w.get(), .dtype = dt, .n = n * k, .seed = 1, .stream = 2, .mean = 0, .stddev = 1, .constant = false});
-  const kernels::GemmArgs args{.x = x.get(), .w = w.get(), .y = y.get(), .m = m, .n = n, .k = k,
-                               .ldx = k, .ldy = n, .x_dtype = dt, .w_dtype = dt, .y_dtype = dt};
+  be.RandomInit({.out = x.get(),
+                 .dtype = dt,
+                 .n = m * k,
+                 .seed = 1,
+                 .stream = 1,
+                 .mean = 0,
+                 .stddev = 1,
+                 .constant = false});
+  be.RandomInit({.out = w.get(),
+                 .dtype = dt,
+                 .n = n * k,
+                 .seed = 1,
+                 .stream = 2,
+                 .mean = 0,
+                 .stddev = 1,
+                 .constant = false});
+  const kernels::GemmArgs args{.x = x.get(),
+                               .w = w.get(),
+                               .y = y.get(),
+                               .m = m,
+                               .n = n,
+                               .k = k,
+                               .ldx = k,
+                               .ldy = n,
+                               .x_dtype = dt,
+                               .w_dtype = dt,
+                               .y_dtype = dt};
   be.Gemm(args);
   SIEVE_RETURN_IF_ERROR(be.Synchronize());
   const int inner = be.kind() == worker::DeviceKind::kCpu ? 1 : 10;
@@ -136,7 +160,8 @@ int Gemm(const Args& args) {
   auto backend = worker::MakeBackend(args.GetOr("device", "auto"), 0);
   if (!backend.ok()) return Fail(backend.status(), kExitModel);
   auto m = args.GetInt("m"), k = args.GetInt("k"), n = args.GetInt("n"), reps = args.GetInt("reps");
-  if (!m.ok() || !k.ok() || !n.ok() || !reps.ok()) return Fail(Status::InvalidArgument("bad shape"), kExitUsage);
+  if (!m.ok() || !k.ok() || !n.ok() || !reps.ok())
+    return Fail(Status::InvalidArgument("bad shape"), kExitUsage);
   std::vector<std::array<int64_t, 3>> shapes;
   if (*m || *k || *n) {
     shapes.push_back({m->value_or(16384), k->value_or(4096), n->value_or(14336)});
@@ -146,7 +171,11 @@ int Gemm(const Args& args) {
   for (const auto& [mm, kk, nn] : shapes) {
     auto rate = MeasureGemm(**backend, mm, kk, nn, static_cast<int>(reps->value_or(5)));
     if (!rate.ok()) return Fail(rate.status(), kExitInternal);
-    Emit({{"what", "gemm"}, {"device", (*backend)->Describe()}, {"m", mm}, {"k", kk}, {"n", nn},
+    Emit({{"what", "gemm"},
+          {"device", (*backend)->Describe()},
+          {"m", mm},
+          {"k", kk},
+          {"n", nn},
           {"tflops", *rate}});
   }
   return kExitOk;
@@ -162,7 +191,8 @@ int Prefill(const Args& args) {
   auto qtokens = args.GetInt("query-tokens");
   auto reps = args.GetInt("reps");
   auto keep = args.GetInt("keep-chunks");
-  if (!tokens_list.ok() || !*tokens_list || !chunk.ok() || !qtokens.ok() || !reps.ok() || !keep.ok()) {
+  if (!tokens_list.ok() || !*tokens_list || !chunk.ok() || !qtokens.ok() || !reps.ok() ||
+      !keep.ok()) {
     return Fail(Status::InvalidArgument("--tokens N[,N...] is required; numbers must be integers"),
                 kExitUsage);
   }
@@ -190,7 +220,8 @@ int Prefill(const Args& args) {
     } else {
       const auto spans = PlanChunks(n, chunk_tokens);
       for (size_t i = 0; i < spans.size(); ++i) {
-        chunks.push_back({.index = int(i), .context = std::span(doc).subspan(spans[i].begin, spans[i].size())});
+        chunks.push_back(
+            {.index = int(i), .context = std::span(doc).subspan(spans[i].begin, spans[i].size())});
         lens.push_back(spans[i].size() + 2 + m);
       }
       opt.keep_local = mode == "parallel" ? int(chunks.size()) : int(keep->value_or(3));
@@ -210,11 +241,19 @@ int Prefill(const Args& args) {
     }
     const double med = Median(seconds);
     const double tflops = flops / med / 1e12;
-    json::object line{{"what", "prefill"}, {"device", be.Describe()}, {"mode", mode},
-                      {"tokens", n}, {"chunk_tokens", mode == "full" ? n : chunk_tokens},
-                      {"chunks", chunks.size()}, {"forwards", forwards}, {"seconds", med},
-                      {"tok_per_s", n / med}, {"tflops", tflops}, {"gemm_tflops", *peak},
-                      {"mfu_vs_gemm", tflops / *peak}, {"reps", r},
+    json::object line{{"what", "prefill"},
+                      {"device", be.Describe()},
+                      {"mode", mode},
+                      {"tokens", n},
+                      {"chunk_tokens", mode == "full" ? n : chunk_tokens},
+                      {"chunks", chunks.size()},
+                      {"forwards", forwards},
+                      {"seconds", med},
+                      {"tok_per_s", n / med},
+                      {"tflops", tflops},
+                      {"gemm_tflops", *peak},
+                      {"mfu_vs_gemm", tflops / *peak},
+                      {"reps", r},
                       {"peak_gib", be.Memory().peak_bytes / double(1 << 30)},
                       {"weights_gib", loaded->model->weights().bytes() / double(1 << 30)}};
     if (loaded->profiler) {
@@ -244,10 +283,12 @@ int Decode(const Args& args) {
   const std::vector<int32_t> doc = RandomTokens(p - 3, c.vocab_size, 3);
   const std::vector<int32_t> query = RandomTokens(1, c.vocab_size, 4);
   const worker::ChunkInput whole{.index = 0, .context = doc};
-  auto pre = worker::PrefillChunks(*loaded->model, query, std::span(&whole, 1), {.full_sequence = true});
+  auto pre =
+      worker::PrefillChunks(*loaded->model, query, std::span(&whole, 1), {.full_sequence = true});
   if (!pre.ok()) return Fail(pre.status(), kExitInternal);
   worker::ScopeOptions off{.strategy = worker::ScopeStrategy::kOff};
-  auto state = worker::CacheFromFullPrefill(*loaded->model, pre->kept.front(), off, n_steps + 8, false);
+  auto state =
+      worker::CacheFromFullPrefill(*loaded->model, pre->kept.front(), off, n_steps + 8, false);
   if (!state.ok()) return Fail(state.status(), kExitInternal);
   auto decoder = worker::Decoder::Create(*loaded->model, 1);
   if (!decoder.ok()) return Fail(decoder.status(), kExitInternal);
@@ -264,8 +305,11 @@ int Decode(const Args& args) {
     state->last_token = (*ids)[0];
     if (s >= 3) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
-  Emit({{"what", "decode"}, {"device", loaded->backend->Describe()}, {"prompt_tokens", p},
-        {"steps", n_steps}, {"ms_per_token", Median(ms)}});
+  Emit({{"what", "decode"},
+        {"device", loaded->backend->Describe()},
+        {"prompt_tokens", p},
+        {"steps", n_steps},
+        {"ms_per_token", Median(ms)}});
   return kExitOk;
 }
 
@@ -286,7 +330,8 @@ int Ttft(const Args& args) {
   in.generation.max_new_tokens = 1;
   const std::string mode = args.GetOr("mode", "parallelcomp");
   auto parsed = worker::ParsePrefillMode(mode);
-  if (!parsed) return Fail(Status::InvalidArgument("--mode: parallelcomp, parallel or full"), kExitUsage);
+  if (!parsed)
+    return Fail(Status::InvalidArgument("--mode: parallelcomp, parallel or full"), kExitUsage);
   in.sieve.mode = *parsed;
   in.sieve.chunk_tokens = static_cast<int>(chunk->value_or(0));
   in.sieve.keep_chunks = static_cast<int>(keep->value_or(3));
@@ -296,8 +341,11 @@ int Ttft(const Args& args) {
     if (!res.ok()) return Fail(res.status(), ExitCodeFor(res.status()));
     if (i > 0) ttft.push_back(res->times.ttft);
   }
-  Emit({{"what", "ttft"}, {"device", loaded->backend->Describe()}, {"mode", mode},
-        {"tokens", **tokens}, {"ttft_s", Median(ttft)}});
+  Emit({{"what", "ttft"},
+        {"device", loaded->backend->Describe()},
+        {"mode", mode},
+        {"tokens", **tokens},
+        {"ttft_s", Median(ttft)}});
   return kExitOk;
 }
 

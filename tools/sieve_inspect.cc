@@ -54,8 +54,8 @@ int Detokenize(const Args& args, const coordinator::Tokenizer& tok) {
   if (!*ids) return Fail(Status::InvalidArgument("--ids is required"), kExitUsage);
   for (int32_t id : **ids) {
     if (id < 0 || id >= tok.vocab_size()) {
-      return Fail(Status::InvalidArgument(StrFormat("--ids: %d is outside the vocabulary [0, %d)", id,
-                                                    tok.vocab_size())),
+      return Fail(Status::InvalidArgument(StrFormat("--ids: %d is outside the vocabulary [0, %d)",
+                                                    id, tok.vocab_size())),
                   kExitUsage);
     }
   }
@@ -71,7 +71,8 @@ int Forward(const Args& args, const std::string& model_dir) {
   if (!ids.ok()) return Fail(ids.status(), kExitUsage);
   if (!positions.ok()) return Fail(positions.status(), kExitUsage);
   if (!seed.ok()) return Fail(seed.status(), kExitUsage);
-  if (!*ids || (*ids)->empty()) return Fail(Status::InvalidArgument("--ids is required"), kExitUsage);
+  if (!*ids || (*ids)->empty())
+    return Fail(Status::InvalidArgument("--ids is required"), kExitUsage);
   std::vector<int32_t> pos;
   if (*positions) {
     pos = **positions;
@@ -80,8 +81,8 @@ int Forward(const Args& args, const std::string& model_dir) {
     std::iota(pos.begin(), pos.end(), 0);
   }
   if (pos.size() != (*ids)->size()) {
-    return Fail(Status::InvalidArgument(StrFormat("--positions: %zu values for %zu ids", pos.size(),
-                                                  (*ids)->size())),
+    return Fail(Status::InvalidArgument(
+                    StrFormat("--positions: %zu values for %zu ids", pos.size(), (*ids)->size())),
                 kExitUsage);
   }
   const std::string rope = args.GetOr("rope-inv-freq", "checkpoint");
@@ -90,15 +91,14 @@ int Forward(const Args& args, const std::string& model_dir) {
   }
   auto config = worker::ModelConfig::FromJsonFile(model_dir + "/config.json");
   if (!config.ok()) return Fail(config.status(), kExitModel);
-  worker::LoadModelOptions load{.model_dir = model_dir,
-                                .device = args.GetOr("device", "auto"),
-                                .random_seed = *seed};
+  worker::LoadModelOptions load{
+      .model_dir = model_dir, .device = args.GetOr("device", "auto"), .random_seed = *seed};
   if (rope == "checkpoint" && config->dtype) load.transformer.rope_inv_freq_dtype = *config->dtype;
   auto model = worker::LoadModel(load);
   if (!model.ok()) return Fail(model.status(), kExitModel);
-  auto result = worker::ForwardSequence(*model->model, **ids, pos,
-                                        {.want_hidden = true, .want_logprobs = true,
-                                         .want_last_logits = true});
+  auto result = worker::ForwardSequence(
+      *model->model, **ids, pos,
+      {.want_hidden = true, .want_logprobs = true, .want_last_logits = true});
   if (!result.ok()) return Fail(result.status(), ExitCodeFor(result.status()));
   std::vector<int32_t> order(result->last_logits.size());
   std::iota(order.begin(), order.end(), 0);
@@ -108,7 +108,8 @@ int Forward(const Args& args, const std::string& model_dir) {
     return x > y || (x == y && a < b);
   });
   json::array top;
-  for (size_t i = 0; i < k; ++i) top.emplace_back(json::array{order[i], result->last_logits[order[i]]});
+  for (size_t i = 0; i < k; ++i)
+    top.emplace_back(json::array{order[i], result->last_logits[order[i]]});
   const int64_t hidden = model->config.hidden_size;
   json::array hidden_last(result->hidden.end() - hidden, result->hidden.end());
   json::object out{{"logprobs", json::array(result->logprobs.begin(), result->logprobs.end())},

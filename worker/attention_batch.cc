@@ -22,9 +22,9 @@ StatusOr<AttentionBatch> AttentionBatch::Create(Backend& backend, int max_seqs,
 
 void AttentionBatch::SetSequences(std::span<const int32_t> q_starts,
                                   std::span<const int32_t> kv_lens) {
-  SIEVE_CHECK(q_starts.size() == kv_lens.size() + 1 &&
-                  static_cast<int>(kv_lens.size()) <= max_seqs_,
-              "q_starts=%zu kv_lens=%zu max_seqs=%d", q_starts.size(), kv_lens.size(), max_seqs_);
+  SIEVE_CHECK(
+      q_starts.size() == kv_lens.size() + 1 && static_cast<int>(kv_lens.size()) <= max_seqs_,
+      "q_starts=%zu kv_lens=%zu max_seqs=%d", q_starts.size(), kv_lens.size(), max_seqs_);
   num_seqs_ = static_cast<int>(kv_lens.size());
   q_starts_.assign(q_starts.begin(), q_starts.end());
   max_q_len_ = 0;
@@ -32,7 +32,8 @@ void AttentionBatch::SetSequences(std::span<const int32_t> q_starts,
   for (int b = 0; b < num_seqs_; ++b) {
     max_q_len_ = std::max(max_q_len_, q_starts_[b + 1] - q_starts_[b]);
     max_kv_len_ = std::max(max_kv_len_, kv_lens[b]);
-    for (int set = 0; set < num_layer_sets_; ++set) kv_lens_[size_t(max_seqs_) * set + b] = kv_lens[b];
+    for (int set = 0; set < num_layer_sets_; ++set)
+      kv_lens_[size_t(max_seqs_) * set + b] = kv_lens[b];
   }
   std::fill(kv_ptrs_.begin(), kv_ptrs_.end(), nullptr);
 }

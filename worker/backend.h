@@ -44,7 +44,8 @@ class DeviceBuffer {
  public:
   using Deleter = void (*)(void*);
   DeviceBuffer() = default;
-  DeviceBuffer(void* ptr, size_t bytes, Deleter deleter) : ptr_(ptr), bytes_(bytes), deleter_(deleter) {}
+  DeviceBuffer(void* ptr, size_t bytes, Deleter deleter)
+      : ptr_(ptr), bytes_(bytes), deleter_(deleter) {}
   DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
   DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
     if (this != &other) {

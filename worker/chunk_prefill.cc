@@ -69,13 +69,12 @@ int64_t DefaultBatchRows(const Transformer& model, int64_t min_rows) {
   const size_t workspace_budget = be.kind() == DeviceKind::kCpu
                                       ? std::min<size_t>(free / 4, size_t{2} << 30)
                                       : std::min<size_t>(free / 4, size_t{6} << 30);
-  const int64_t rows = static_cast<int64_t>(std::min(workspace_budget / workspace_row,
-                                                     free / 2 / (workspace_row + kv_row)));
+  const int64_t rows = static_cast<int64_t>(
+      std::min(workspace_budget / workspace_row, free / 2 / (workspace_row + kv_row)));
   return std::clamp<int64_t>(rows, min_rows, std::max<int64_t>(min_rows, int64_t{1} << 17));
 }
 
-StatusOr<ChunkPrefillResult> PrefillChunks(const Transformer& model,
-                                           std::span<const int32_t> query,
+StatusOr<ChunkPrefillResult> PrefillChunks(const Transformer& model, std::span<const int32_t> query,
                                            std::span<const ChunkInput> chunks,
                                            const ChunkPrefillOptions& opt,
                                            const ChunkProgressFn& progress) {
@@ -101,15 +100,14 @@ StatusOr<ChunkPrefillResult> PrefillChunks(const Transformer& model,
   for (const ChunkInput& ch : chunks) {
     longest = std::max<int64_t>(longest, static_cast<int64_t>(ch.context.size()) + 2 + m);
   }
-  const int64_t max_rows =
-      opt.max_batch_rows > 0 ? std::max(opt.max_batch_rows, longest) : DefaultBatchRows(model, longest);
+  const int64_t max_rows = opt.max_batch_rows > 0 ? std::max(opt.max_batch_rows, longest)
+                                                  : DefaultBatchRows(model, longest);
   const std::vector<Batch> batches = PlanBatches(chunks, 2 + m, max_rows);
   int64_t workspace_rows = 0;
   for (const Batch& b : batches) workspace_rows = std::max(workspace_rows, b.rows);
 
   SIEVE_ASSIGN_OR_RETURN(ForwardWorkspace ws, ForwardWorkspace::Create(be, c, workspace_rows));
-  SIEVE_ASSIGN_OR_RETURN(AttentionBatch attn,
-                         AttentionBatch::Create(be, kMaxChunksPerForward, 1));
+  SIEVE_ASSIGN_OR_RETURN(AttentionBatch attn, AttentionBatch::Create(be, kMaxChunksPerForward, 1));
   // Row indices 0..workspace_rows-1: the gather list that copies rows unchanged.
   std::vector<int32_t> iota(workspace_rows);
   std::iota(iota.begin(), iota.end(), 0);
@@ -122,10 +120,8 @@ StatusOr<ChunkPrefillResult> PrefillChunks(const Transformer& model,
   SIEVE_ASSIGN_OR_RETURN(DeviceBuffer d_scratch,
                          be.Allocate(kLogitRowsPerBlock * c.hidden_size * elem));
   SIEVE_ASSIGN_OR_RETURN(DeviceBuffer d_rows, be.Allocate(kLogitRowsPerBlock * sizeof(int32_t)));
-  SIEVE_ASSIGN_OR_RETURN(DeviceBuffer d_targets,
-                         be.Allocate(kLogitRowsPerBlock * sizeof(int32_t)));
-  SIEVE_ASSIGN_OR_RETURN(DeviceBuffer d_logprobs,
-                         be.Allocate(kLogitRowsPerBlock * sizeof(float)));
+  SIEVE_ASSIGN_OR_RETURN(DeviceBuffer d_targets, be.Allocate(kLogitRowsPerBlock * sizeof(int32_t)));
+  SIEVE_ASSIGN_OR_RETURN(DeviceBuffer d_logprobs, be.Allocate(kLogitRowsPerBlock * sizeof(float)));
 
   std::vector<ChunkKv> candidates;
   result.scores.reserve(chunks.size());
@@ -261,21 +257,22 @@ StatusOr<ChunkPrefillResult> PrefillChunks(const Transformer& model,
       for (int b = 0; b < nb; ++b) {
         ChunkKv& kv = st.kv[b];
         const int64_t row0 = st.q_starts[b];
-        kernels::KvGatherArgs g{.src_k = ByteOffset(ws.qkv(), row0 * qkv.row_stride + qkv.k_offset, dt),
-                                .src_v = ByteOffset(ws.qkv(), row0 * qkv.row_stride + qkv.v_offset, dt),
-                                .dst_k = kv.k(shape, l),
-                                .dst_v = kv.v(shape, l),
-                                .indices = d_iota.as<int32_t>(),
-                                .index_head_stride = 0,
-                                .count = compress ? 1 : kv.entries,
-                                .dst_begin = 0,
-                                .num_heads = n_kv,
-                                .head_dim = static_cast<int>(c.head_dim),
-                                .src_token_stride = qkv.row_stride,
-                                .src_head_stride = c.head_dim,
-                                .dst_token_stride = shape.entry_elems(),
-                                .dst_head_stride = c.head_dim,
-                                .dtype = dt};
+        kernels::KvGatherArgs g{
+            .src_k = ByteOffset(ws.qkv(), row0 * qkv.row_stride + qkv.k_offset, dt),
+            .src_v = ByteOffset(ws.qkv(), row0 * qkv.row_stride + qkv.v_offset, dt),
+            .dst_k = kv.k(shape, l),
+            .dst_v = kv.v(shape, l),
+            .indices = d_iota.as<int32_t>(),
+            .index_head_stride = 0,
+            .count = compress ? 1 : kv.entries,
+            .dst_begin = 0,
+            .num_heads = n_kv,
+            .head_dim = static_cast<int>(c.head_dim),
+            .src_token_stride = qkv.row_stride,
+            .src_head_stride = c.head_dim,
+            .dst_token_stride = shape.entry_elems(),
+            .dst_head_stride = c.head_dim,
+            .dtype = dt};
         be.KvGather(g);
         if (compress && st.kept[b] > 0) {
           // Selected context positions t (0-based over ctx) are rows 1 + t of the chunk.
@@ -370,8 +367,7 @@ StatusOr<ChunkPrefillResult> PrefillChunks(const Transformer& model,
   std::sort(candidates.begin(), candidates.end(),
             [](const ChunkKv& a, const ChunkKv& b) { return a.index < b.index; });
   result.kept = std::move(candidates);
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }
 

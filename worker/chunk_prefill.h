@@ -64,8 +64,7 @@ struct ChunkPrefillResult {
 // Called after each forward with (chunks done, chunks total).
 using ChunkProgressFn = std::function<void(int, int)>;
 
-StatusOr<ChunkPrefillResult> PrefillChunks(const Transformer& model,
-                                           std::span<const int32_t> query,
+StatusOr<ChunkPrefillResult> PrefillChunks(const Transformer& model, std::span<const int32_t> query,
                                            std::span<const ChunkInput> chunks,
                                            const ChunkPrefillOptions& options,
                                            const ChunkProgressFn& progress = nullptr);

@@ -90,9 +90,9 @@ StatusOr<std::unique_ptr<Backend>> MakeBackend(std::string_view device_name, int
     if (CudaDeviceCount() > 0) return MakeCudaBackend(device_index);
     return MakeCpuBackend();
   }
-  return Status::InvalidArgument(
-      StrFormat("unknown device '%.*s' (expected cpu, cuda or auto)",
-                static_cast<int>(device_name.size()), device_name.data()));
+  return Status::InvalidArgument(StrFormat("unknown device '%.*s' (expected cpu, cuda or auto)",
+                                           static_cast<int>(device_name.size()),
+                                           device_name.data()));
 }
 
 }  // namespace sieve::worker

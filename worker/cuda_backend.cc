@@ -307,7 +307,7 @@ class CudaBackend final : public Backend {
         it->second.pop_back();
         state_->cached_bytes -= cls;
         state_->live_bytes += cls;
-      state_->peak_live_bytes = std::max(state_->peak_live_bytes, state_->live_bytes);
+        state_->peak_live_bytes = std::max(state_->peak_live_bytes, state_->live_bytes);
         state_->peak_live_bytes = std::max(state_->peak_live_bytes, state_->live_bytes);
         Register(p, cls);
         return DeviceBuffer(p, bytes, &ReleaseDeviceBlock);

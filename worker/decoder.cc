@@ -49,21 +49,22 @@ void StoreRows(const Transformer& model, const ForwardWorkspace& ws, const int32
   const ModelConfig& c = model.config();
   const QkvLayout qkv = model.qkv_layout();
   const DType dt = model.dtype();
-  model.backend().KvGather({.src_k = ByteOffset(ws.qkv(), first_row * qkv.row_stride + qkv.k_offset, dt),
-                            .src_v = ByteOffset(ws.qkv(), first_row * qkv.row_stride + qkv.v_offset, dt),
-                            .dst_k = cache.k(layer),
-                            .dst_v = cache.v(layer),
-                            .indices = iota,
-                            .index_head_stride = 0,
-                            .count = count,
-                            .dst_begin = dst_begin,
-                            .num_heads = static_cast<int>(c.num_kv_heads),
-                            .head_dim = static_cast<int>(c.head_dim),
-                            .src_token_stride = qkv.row_stride,
-                            .src_head_stride = c.head_dim,
-                            .dst_token_stride = c.kv_dim(),
-                            .dst_head_stride = c.head_dim,
-                            .dtype = dt});
+  model.backend().KvGather(
+      {.src_k = ByteOffset(ws.qkv(), first_row * qkv.row_stride + qkv.k_offset, dt),
+       .src_v = ByteOffset(ws.qkv(), first_row * qkv.row_stride + qkv.v_offset, dt),
+       .dst_k = cache.k(layer),
+       .dst_v = cache.v(layer),
+       .indices = iota,
+       .index_head_stride = 0,
+       .count = count,
+       .dst_begin = dst_begin,
+       .num_heads = static_cast<int>(c.num_kv_heads),
+       .head_dim = static_cast<int>(c.head_dim),
+       .src_token_stride = qkv.row_stride,
+       .src_head_stride = c.head_dim,
+       .dst_token_stride = c.kv_dim(),
+       .dst_head_stride = c.head_dim,
+       .dtype = dt});
 }
 
 // Keeps, per head g, the entries `keep[g * keep_stride + j]` (j < count, relative to `begin`) of
@@ -144,8 +145,9 @@ std::vector<std::vector<int32_t>> CalibrationEvictions(const std::vector<float>&
     }
     const float* row = &a[size_t(g) * n];
     const size_t need = cnt - cands[g].size();
-    std::partial_sort(rest.begin(), rest.begin() + std::min(need, rest.size()), rest.end(),
-                      [row](int32_t x, int32_t y) { return row[x] < row[y] || (row[x] == row[y] && x < y); });
+    std::partial_sort(
+        rest.begin(), rest.begin() + std::min(need, rest.size()), rest.end(),
+        [row](int32_t x, int32_t y) { return row[x] < row[y] || (row[x] == row[y] && x < y); });
     for (size_t i = 0; i < need && i < rest.size(); ++i) chosen[rest[i]] = 1;
     for (int t = 0; t < n; ++t) {
       if (chosen[t]) evicted[g].push_back(t);
@@ -163,9 +165,9 @@ int HistoryCapacity(const ScopeOptions& scope, int max_new_tokens) {
 }  // namespace
 
 StatusOr<DecodeState> AssemblePrefillCache(const Transformer& model,
-                                           std::span<const ChunkKv* const> kept,
-                                           int query_tokens, const ScopeOptions& scope,
-                                           int max_new_tokens, bool explain) {
+                                           std::span<const ChunkKv* const> kept, int query_tokens,
+                                           const ScopeOptions& scope, int max_new_tokens,
+                                           bool explain) {
   if (kept.empty()) return Status::InvalidArgument("no chunk kept: nothing to decode from");
   const ModelConfig& c = model.config();
   Backend& be = model.backend();
@@ -178,9 +180,8 @@ StatusOr<DecodeState> AssemblePrefillCache(const Transformer& model,
   }
   DecodeState st{.schedule = ScopeSchedule(scope)};
   const int ring = st.schedule.ring();
-  SIEVE_ASSIGN_OR_RETURN(st.cache,
-                         SequenceCache::Create(be, shape, prefix + query_tokens, ring,
-                                               HistoryCapacity(scope, max_new_tokens)));
+  SIEVE_ASSIGN_OR_RETURN(st.cache, SequenceCache::Create(be, shape, prefix + query_tokens, ring,
+                                                         HistoryCapacity(scope, max_new_tokens)));
   st.p0 = p0;
   st.next_position = p0;
   const size_t entry = shape.entry_bytes();
@@ -191,8 +192,10 @@ StatusOr<DecodeState> AssemblePrefillCache(const Transformer& model,
     int slot = 1;
     for (const ChunkKv* kv : kept) {
       const int n = kv->entries - 1;
-      be.CopyOnDevice(st.cache.k_entry(l, slot), static_cast<char*>(kv->k(shape, l)) + entry, n * entry);
-      be.CopyOnDevice(st.cache.v_entry(l, slot), static_cast<char*>(kv->v(shape, l)) + entry, n * entry);
+      be.CopyOnDevice(st.cache.k_entry(l, slot), static_cast<char*>(kv->k(shape, l)) + entry,
+                      n * entry);
+      be.CopyOnDevice(st.cache.v_entry(l, slot), static_cast<char*>(kv->v(shape, l)) + entry,
+                      n * entry);
       slot += n;
     }
     st.cache.set_prefix_len(l, prefix);
@@ -206,7 +209,8 @@ StatusOr<DecodeState> AssemblePrefillCache(const Transformer& model,
         auto& lay = st.layout[size_t(l) * shape.num_kv_heads + g];
         lay.push_back({kept[0]->index, kept[0]->Position(shape, l, g, 0)});
         for (const ChunkKv* kv : kept) {
-          for (int e = 1; e < kv->entries; ++e) lay.push_back({kv->index, kv->Position(shape, l, g, e)});
+          for (int e = 1; e < kv->entries; ++e)
+            lay.push_back({kv->index, kv->Position(shape, l, g, e)});
         }
       }
     }
@@ -222,9 +226,9 @@ StatusOr<DecodeState> CacheFromFullPrefill(const Transformer& model, const Chunk
   Backend& be = model.backend();
   const KvShape shape = KvShape::Of(c, model.dtype());
   DecodeState st{.schedule = ScopeSchedule(scope)};
-  SIEVE_ASSIGN_OR_RETURN(st.cache, SequenceCache::Create(be, shape, full.entries,
-                                                         st.schedule.ring(),
-                                                         HistoryCapacity(scope, max_new_tokens)));
+  SIEVE_ASSIGN_OR_RETURN(st.cache,
+                         SequenceCache::Create(be, shape, full.entries, st.schedule.ring(),
+                                               HistoryCapacity(scope, max_new_tokens)));
   for (int l = 0; l < shape.num_layers; ++l) {
     be.CopyOnDevice(st.cache.k(l), full.k(shape, l), full.entries * shape.entry_bytes());
     be.CopyOnDevice(st.cache.v(l), full.v(shape, l), full.entries * shape.entry_bytes());
@@ -283,7 +287,8 @@ Status Decoder::QueryPrefill(DecodeState& st, std::span<const int32_t> query,
     const int s0 = st.cache.prefix_len(0);
     SIEVE_ASSIGN_OR_RETURN(scores, be.Allocate(size_t(heads) * std::max(1, s0) * sizeof(float)));
     SIEVE_ASSIGN_OR_RETURN(keep_idx, be.Allocate(size_t(heads) * (s0 + m1) * sizeof(int32_t)));
-    SIEVE_ASSIGN_OR_RETURN(scratch, be.Allocate(size_t(2) * (s0 + m1) * st.cache.shape().entry_bytes()));
+    SIEVE_ASSIGN_OR_RETURN(scratch,
+                           be.Allocate(size_t(2) * (s0 + m1) * st.cache.shape().entry_bytes()));
     SIEVE_ASSIGN_OR_RETURN(key_range, be.Allocate(2 * sizeof(int32_t)));
   }
   model_.Embed(ws, m1);
@@ -442,12 +447,13 @@ Status Decoder::Step(std::span<DecodeState* const> states) {
       }
     }
     SIEVE_ASSIGN_OR_RETURN(scores, be.Allocate(size_t(n) * heads * max_history * sizeof(float)));
-    SIEVE_ASSIGN_OR_RETURN(selected,
-                           be.Allocate(size_t(c.num_layers) * n * heads * max_keep * sizeof(int32_t)));
+    SIEVE_ASSIGN_OR_RETURN(
+        selected, be.Allocate(size_t(c.num_layers) * n * heads * max_keep * sizeof(int32_t)));
     SIEVE_ASSIGN_OR_RETURN(ranges, be.Allocate(range_host.size() * sizeof(int32_t)));
     SIEVE_ASSIGN_OR_RETURN(lengths, be.Allocate(length_host.size() * sizeof(int32_t)));
     SIEVE_ASSIGN_OR_RETURN(ks, be.Allocate(ks_host.size() * sizeof(int32_t)));
-    SIEVE_ASSIGN_OR_RETURN(scratch, be.Allocate(size_t(2) * max_keep * states[0]->cache.shape().entry_bytes()));
+    SIEVE_ASSIGN_OR_RETURN(
+        scratch, be.Allocate(size_t(2) * max_keep * states[0]->cache.shape().entry_bytes()));
     be.CopyToDevice(lengths.get(), length_host.data(), length_host.size() * sizeof(int32_t));
     be.CopyToDevice(ks.get(), ks_host.data(), ks_host.size() * sizeof(int32_t));
   }

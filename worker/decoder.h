@@ -60,9 +60,9 @@ struct DecodeState {
 // Builds Phi_p from the kept chunks (document order; they may come from several workers) in a
 // new cache with room for `query_tokens` query entries and SCOPE's decode entries.
 StatusOr<DecodeState> AssemblePrefillCache(const Transformer& model,
-                                           std::span<const ChunkKv* const> kept,
-                                           int query_tokens, const ScopeOptions& scope,
-                                           int max_new_tokens, bool explain);
+                                           std::span<const ChunkKv* const> kept, int query_tokens,
+                                           const ScopeOptions& scope, int max_new_tokens,
+                                           bool explain);
 
 // Full-attention mode: the whole [BOS] doc [BOS] query sequence is the frozen prefix.
 StatusOr<DecodeState> CacheFromFullPrefill(const Transformer& model, const ChunkKv& full,

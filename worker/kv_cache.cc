@@ -42,8 +42,7 @@ StatusOr<SequenceCache> SequenceCache::Create(Backend& backend, const KvShape& s
   c.capacity_ = prefix_capacity + ring_capacity + history_capacity;
   c.prefix_len_.assign(shape.num_layers, 0);
   c.ring_positions_.assign(ring_capacity, -1);
-  c.history_positions_.assign(size_t(shape.num_layers) * shape.num_kv_heads * history_capacity,
-                              -1);
+  c.history_positions_.assign(size_t(shape.num_layers) * shape.num_kv_heads * history_capacity, -1);
   auto data = backend.Allocate(size_t{2} * shape.num_layers * c.capacity_ * shape.entry_bytes());
   if (!data.ok()) return data.status().WithContext("decode cache");
   c.data_ = std::move(data).value();

@@ -60,9 +60,8 @@ class SequenceCache {
  public:
   // prefix_capacity: entries reserved for Phi_p + query (same for every layer);
   // ring_capacity: b2 (0 when SCOPE is off); history_capacity: older decode entries.
-  static StatusOr<SequenceCache> Create(Backend& backend, const KvShape& shape,
-                                        int prefix_capacity, int ring_capacity,
-                                        int history_capacity);
+  static StatusOr<SequenceCache> Create(Backend& backend, const KvShape& shape, int prefix_capacity,
+                                        int ring_capacity, int history_capacity);
 
   const KvShape& shape() const { return shape_; }
   int capacity() const { return capacity_; }
@@ -113,10 +112,10 @@ class SequenceCache {
   int ring_len_ = 0;
   int ring_oldest_ = 0;  // ring slot of the oldest entry when the ring is full
   int history_len_ = 0;
-  std::vector<int> prefix_len_;               // [num_layers]
-  std::vector<int32_t> ring_positions_;       // [ring_capacity]
-  std::vector<int32_t> history_positions_;    // [num_layers][n_kv][history_capacity]
-  DeviceBuffer data_;                         // [num_layers][2][capacity][n_kv][d]
+  std::vector<int> prefix_len_;             // [num_layers]
+  std::vector<int32_t> ring_positions_;     // [ring_capacity]
+  std::vector<int32_t> history_positions_;  // [num_layers][n_kv][history_capacity]
+  DeviceBuffer data_;                       // [num_layers][2][capacity][n_kv][d]
 };
 
 }  // namespace sieve::worker

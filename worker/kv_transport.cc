@@ -32,8 +32,9 @@ class MpiKvTransport final : public KvTransport {
 
   Status Recv(ChunkKv* kv, int source) override {
     SIEVE_RETURN_IF_ERROR(HostOnly());
-    return world_.RecvInto(std::span(kv->data.as<std::byte>(), kv->data.bytes()), source,
-                           comm::MpiTag::kKvData)
+    return world_
+        .RecvInto(std::span(kv->data.as<std::byte>(), kv->data.bytes()), source,
+                  comm::MpiTag::kKvData)
         .status();
   }
 

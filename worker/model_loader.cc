@@ -23,8 +23,7 @@ StatusOr<LoadedModel> LoadModel(const LoadModelOptions& options) {
   if (!weights.ok()) return weights.status();
   SIEVE_ASSIGN_OR_RETURN(out.model, Transformer::Create(out.config, std::move(weights).value(),
                                                         *out.backend, options.transformer));
-  out.load_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   SIEVE_LOG_INFO("model ready", "dir=%s device=\"%s\" seconds=%.2f", options.model_dir.c_str(),
                  out.backend->Describe().c_str(), out.load_seconds);
   return out;

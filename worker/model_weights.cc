@@ -98,8 +98,8 @@ StatusOr<ModelWeights> ModelWeights::Load(const ModelConfig& config, const std::
   ModelWeights w;
   w.dtype_ = backend.compute_dtype();
   w.tied_ = config.tie_word_embeddings;
-  SIEVE_RETURN_IF_ERROR(AllocateAll(config, backend, w.dtype_, w.tied_, &w.embed_,
-                                    &w.final_norm_, &w.lm_head_, &w.layers_));
+  SIEVE_RETURN_IF_ERROR(AllocateAll(config, backend, w.dtype_, w.tied_, &w.embed_, &w.final_norm_,
+                                    &w.lm_head_, &w.layers_));
   // Tensors are converted one at a time: straight into place on the CPU backend, through one
   // host staging buffer (the size of the largest tensor) for a device backend.
   const bool host_memory = backend.kind() == DeviceKind::kCpu;
@@ -108,8 +108,8 @@ StatusOr<ModelWeights> ModelWeights::Load(const ModelConfig& config, const std::
   for (size_t i = 0; i < specs.size(); ++i) {
     const TensorSpec& spec = specs[i];
     SIEVE_ASSIGN_OR_RETURN(TensorView view, checkpoint.Get(spec.name, spec.shape));
-    SIEVE_ASSIGN_OR_RETURN(Destination dst, Locate(config, spec.name, w.embed_, w.final_norm_,
-                                                   w.lm_head_, w.layers_));
+    SIEVE_ASSIGN_OR_RETURN(
+        Destination dst, Locate(config, spec.name, w.embed_, w.final_norm_, w.lm_head_, w.layers_));
     const int64_t n = view.NumElements();
     char* out = ElementPtr(dst.base, dst.offset, w.dtype_);
     void* convert_to = out;
@@ -131,8 +131,8 @@ StatusOr<ModelWeights> ModelWeights::Load(const ModelConfig& config, const std::
     SIEVE_LOG_DEBUG("weight loaded", "name=%s elements=%lld", spec.name.c_str(),
                     static_cast<long long>(n));
   }
-  SIEVE_LOG_INFO("weights loaded", "dir=%s tensors=%zu bytes=%zu", model_dir.c_str(),
-                 specs.size(), w.bytes());
+  SIEVE_LOG_INFO("weights loaded", "dir=%s tensors=%zu bytes=%zu", model_dir.c_str(), specs.size(),
+                 w.bytes());
   return w;
 }
 
@@ -141,11 +141,11 @@ StatusOr<ModelWeights> ModelWeights::Random(const ModelConfig& config, uint64_t 
   ModelWeights w;
   w.dtype_ = backend.compute_dtype();
   w.tied_ = config.tie_word_embeddings;
-  SIEVE_RETURN_IF_ERROR(AllocateAll(config, backend, w.dtype_, w.tied_, &w.embed_,
-                                    &w.final_norm_, &w.lm_head_, &w.layers_));
+  SIEVE_RETURN_IF_ERROR(AllocateAll(config, backend, w.dtype_, w.tied_, &w.embed_, &w.final_norm_,
+                                    &w.lm_head_, &w.layers_));
   for (const TensorSpec& spec : ExpectedTensors(config)) {
-    SIEVE_ASSIGN_OR_RETURN(Destination dst, Locate(config, spec.name, w.embed_, w.final_norm_,
-                                                   w.lm_head_, w.layers_));
+    SIEVE_ASSIGN_OR_RETURN(
+        Destination dst, Locate(config, spec.name, w.embed_, w.final_norm_, w.lm_head_, w.layers_));
     const bool norm = spec.kind == TensorKind::kNorm;
     backend.RandomInit({.out = ElementPtr(dst.base, dst.offset, w.dtype_),
                         .dtype = w.dtype_,

@@ -42,8 +42,8 @@ class ModelWeights {
   static StatusOr<ModelWeights> Random(const ModelConfig& config, uint64_t seed, Backend& backend);
 
   DType dtype() const { return dtype_; }
-  const void* embed() const { return embed_.get(); }  // [vocab, hidden]
-  const void* final_norm() const { return final_norm_.get(); }  // [hidden]
+  const void* embed() const { return embed_.get(); }                             // [vocab, hidden]
+  const void* final_norm() const { return final_norm_.get(); }                   // [hidden]
   const void* lm_head() const { return tied_ ? embed_.get() : lm_head_.get(); }  // [vocab, hidden]
   const LayerWeights& layer(int l) const { return layers_[l]; }
   size_t bytes() const;  // total weight memory on the backend

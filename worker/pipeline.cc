@@ -19,8 +19,9 @@ double SecondsSince(Clock::time_point t) {
 Status CheckIds(const std::vector<int32_t>& ids, int64_t vocab, const char* field) {
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= vocab) {
-      return Status::InvalidArgument(StrFormat("%s[%zu]: token id %d outside the vocabulary [0, %lld)",
-                                               field, i, ids[i], static_cast<long long>(vocab)));
+      return Status::InvalidArgument(
+          StrFormat("%s[%zu]: token id %d outside the vocabulary [0, %lld)", field, i, ids[i],
+                    static_cast<long long>(vocab)));
     }
   }
   return Status::Ok();
@@ -39,7 +40,8 @@ StatusOr<PipelineResult> RunPipeline(const Transformer& model, const PipelineInp
   if (input.query_ids.empty()) return Status::InvalidArgument("query: empty");
   SIEVE_RETURN_IF_ERROR(CheckIds(input.document_ids, c.vocab_size, "document_ids"));
   SIEVE_RETURN_IF_ERROR(CheckIds(input.query_ids, c.vocab_size, "query_ids"));
-  SIEVE_RETURN_IF_ERROR(CheckIds(gen.force_continuation_ids, c.vocab_size, "force_continuation_ids"));
+  SIEVE_RETURN_IF_ERROR(
+      CheckIds(gen.force_continuation_ids, c.vocab_size, "force_continuation_ids"));
   if (!c.bos_token_id) {
     return Status::FailedPrecondition("the model config has no bos_token_id");
   }
@@ -60,11 +62,10 @@ StatusOr<PipelineResult> RunPipeline(const Transformer& model, const PipelineInp
   auto t = Clock::now();
   if (opt.mode == PrefillMode::kFull) {
     const ChunkInput whole{.index = 0, .context = doc};
-    SIEVE_ASSIGN_OR_RETURN(ChunkPrefillResult pre,
-                           PrefillChunks(model, query, std::span(&whole, 1),
-                                         {.full_sequence = true,
-                                          .max_batch_rows = input.max_batch_rows},
-                                         progress));
+    SIEVE_ASSIGN_OR_RETURN(
+        ChunkPrefillResult pre,
+        PrefillChunks(model, query, std::span(&whole, 1),
+                      {.full_sequence = true, .max_batch_rows = input.max_batch_rows}, progress));
     res.times.prefill = SecondsSince(t);
     res.prefill_forwards = pre.forwards;
     t = Clock::now();
@@ -73,20 +74,23 @@ StatusOr<PipelineResult> RunPipeline(const Transformer& model, const PipelineInp
     SIEVE_RETURN_IF_ERROR(decoder->SetLogits(0, pre.last_logits));
     res.times.assemble = SecondsSince(t);
   } else {
-    const std::vector<ChunkSpan> spans = PlanChunks(static_cast<int64_t>(doc.size()), opt.chunk_tokens);
+    const std::vector<ChunkSpan> spans =
+        PlanChunks(static_cast<int64_t>(doc.size()), opt.chunk_tokens);
     std::vector<ChunkInput> chunks;
     for (size_t i = 0; i < spans.size(); ++i) {
       chunks.push_back({.index = static_cast<int>(i),
                         .context = std::span(doc).subspan(spans[i].begin, spans[i].size())});
     }
-    const int keep = opt.mode == PrefillMode::kParallel ? static_cast<int>(chunks.size())
-                                                        : std::min<int>(opt.keep_chunks, chunks.size());
+    const int keep = opt.mode == PrefillMode::kParallel
+                         ? static_cast<int>(chunks.size())
+                         : std::min<int>(opt.keep_chunks, chunks.size());
     ChunkPrefillOptions popt{.kv_capacity = opt.kv_capacity,
                              .kv_window = opt.kv_window,
                              .kv_pool = opt.kv_pool,
                              .keep_local = keep,
                              .max_batch_rows = input.max_batch_rows};
-    SIEVE_ASSIGN_OR_RETURN(ChunkPrefillResult pre, PrefillChunks(model, query, chunks, popt, progress));
+    SIEVE_ASSIGN_OR_RETURN(ChunkPrefillResult pre,
+                           PrefillChunks(model, query, chunks, popt, progress));
     res.times.prefill = SecondsSince(t);
     res.prefill_forwards = pre.forwards;
     // Stage 3: with one worker the local top-k is the global top-k.
@@ -97,9 +101,10 @@ StatusOr<PipelineResult> RunPipeline(const Transformer& model, const PipelineInp
       res.kept_chunks.push_back(kv.index);
     }
     for (const ChunkScore& s : pre.scores) {
-      const bool is_kept =
-          std::find(res.kept_chunks.begin(), res.kept_chunks.end(), s.index) != res.kept_chunks.end();
-      res.chunks.push_back({.index = s.index, .tokens = s.tokens, .score = s.score, .kept = is_kept});
+      const bool is_kept = std::find(res.kept_chunks.begin(), res.kept_chunks.end(), s.index) !=
+                           res.kept_chunks.end();
+      res.chunks.push_back(
+          {.index = s.index, .tokens = s.tokens, .score = s.score, .kept = is_kept});
     }
     res.times.select = SecondsSince(t);
     t = Clock::now();
@@ -155,7 +160,8 @@ StatusOr<PipelineResult> RunPipeline(const Transformer& model, const PipelineInp
     res.final_cache.emplace_back(shape.num_kv_heads, state.cache.length(l));
     if (input.explain) {
       auto& per_head = res.final_decode_positions.emplace_back();
-      for (int g = 0; g < shape.num_kv_heads; ++g) per_head.push_back(state.cache.DecodePositions(l, g));
+      for (int g = 0; g < shape.num_kv_heads; ++g)
+        per_head.push_back(state.cache.DecodePositions(l, g));
     }
   }
   res.times.total = SecondsSince(start);

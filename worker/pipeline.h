@@ -34,7 +34,7 @@ struct PipelineInput {
   std::vector<int32_t> query_ids;
   SieveOptions sieve;
   GenerationOptions generation;
-  bool explain = false;  // fill the layout / eviction fields of the result
+  bool explain = false;        // fill the layout / eviction fields of the result
   int64_t max_batch_rows = 0;  // rows per prefill forward; 0 = sized from free memory
 };
 

@@ -25,7 +25,8 @@ std::vector<OpTime> ProfilingBackend::Take() {
   std::vector<OpTime> out;
   for (auto& [name, t] : times_) out.push_back(t);
   times_.clear();
-  std::sort(out.begin(), out.end(), [](const OpTime& a, const OpTime& b) { return a.seconds > b.seconds; });
+  std::sort(out.begin(), out.end(),
+            [](const OpTime& a, const OpTime& b) { return a.seconds > b.seconds; });
   return out;
 }
 
@@ -44,8 +45,12 @@ void ProfilingBackend::Embedding(const kernels::EmbeddingArgs& a) {
 void ProfilingBackend::RmsNorm(const kernels::RmsNormArgs& a) {
   Timed("norm", [&] { inner_->RmsNorm(a); });
 }
-void ProfilingBackend::Rope(const kernels::RopeArgs& a) { Timed("rope", [&] { inner_->Rope(a); }); }
-void ProfilingBackend::Gemm(const kernels::GemmArgs& a) { Timed("gemm", [&] { inner_->Gemm(a); }); }
+void ProfilingBackend::Rope(const kernels::RopeArgs& a) {
+  Timed("rope", [&] { inner_->Rope(a); });
+}
+void ProfilingBackend::Gemm(const kernels::GemmArgs& a) {
+  Timed("gemm", [&] { inner_->Gemm(a); });
+}
 void ProfilingBackend::SiluMul(const kernels::SiluMulArgs& a) {
   Timed("silu_mul", [&] { inner_->SiluMul(a); });
 }

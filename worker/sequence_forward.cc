@@ -22,14 +22,14 @@ StatusOr<SequenceForwardResult> ForwardSequence(const Transformer& model,
   Backend& be = model.backend();
   const int64_t T = static_cast<int64_t>(ids.size());
   if (T == 0 || positions.size() != ids.size()) {
-    return Status::InvalidArgument(
-        StrFormat("forward: %zu ids and %zu positions (need equal, non-zero)", ids.size(),
-                  positions.size()));
+    return Status::InvalidArgument(StrFormat(
+        "forward: %zu ids and %zu positions (need equal, non-zero)", ids.size(), positions.size()));
   }
   for (int32_t id : ids) {
     if (id < 0 || id >= c.vocab_size) {
-      return Status::InvalidArgument(StrFormat("forward: token id %d outside the vocabulary [0, %lld)",
-                                               id, static_cast<long long>(c.vocab_size)));
+      return Status::InvalidArgument(
+          StrFormat("forward: token id %d outside the vocabulary [0, %lld)", id,
+                    static_cast<long long>(c.vocab_size)));
     }
   }
   for (int32_t p : positions) {

@@ -34,8 +34,8 @@ char* Offset(void* base, int64_t elements, DType dtype) {
 size_t ForwardWorkspace::BytesFor(const Backend& backend, const ModelConfig& config,
                                   int64_t max_rows) {
   const RowBytes rb = RowBytesFor(backend, config);
-  return max_rows * (rb.residual + 3 * rb.hidden + rb.qkv + rb.attn_out + rb.gate_up +
-                     rb.mlp_act + 2 * sizeof(int32_t));
+  return max_rows * (rb.residual + 3 * rb.hidden + rb.qkv + rb.attn_out + rb.gate_up + rb.mlp_act +
+                     2 * sizeof(int32_t));
 }
 
 StatusOr<ForwardWorkspace> ForwardWorkspace::Create(Backend& backend, const ModelConfig& config,
@@ -47,10 +47,10 @@ StatusOr<ForwardWorkspace> ForwardWorkspace::Create(Backend& backend, const Mode
     DeviceBuffer* buffer;
     size_t row_bytes;
   };
-  const Slot slots[] = {{&ws.residual_, rb.residual}, {&ws.branch_, rb.hidden},
-                        {&ws.normed_, rb.hidden},     {&ws.qkv_, rb.qkv},
-                        {&ws.attn_out_, rb.attn_out}, {&ws.gate_up_, rb.gate_up},
-                        {&ws.mlp_act_, rb.mlp_act},   {&ws.ids_, sizeof(int32_t)},
+  const Slot slots[] = {{&ws.residual_, rb.residual},     {&ws.branch_, rb.hidden},
+                        {&ws.normed_, rb.hidden},         {&ws.qkv_, rb.qkv},
+                        {&ws.attn_out_, rb.attn_out},     {&ws.gate_up_, rb.gate_up},
+                        {&ws.mlp_act_, rb.mlp_act},       {&ws.ids_, sizeof(int32_t)},
                         {&ws.positions_, sizeof(int32_t)}};
   for (const Slot& slot : slots) {
     auto buffer = backend.Allocate(slot.row_bytes * max_rows);
@@ -190,7 +190,8 @@ void Transformer::AttentionOutputAndMlp(int layer, ForwardWorkspace& ws, int64_t
                  .x_dtype = dt,
                  .w_dtype = wt,
                  .y_dtype = dt});
-  backend_.SiluMul({.gate_up = ws.gate_up(), .out = ws.mlp_act(), .rows = n, .inter = inter, .dtype = dt});
+  backend_.SiluMul(
+      {.gate_up = ws.gate_up(), .out = ws.mlp_act(), .rows = n, .inter = inter, .dtype = dt});
   backend_.Gemm({.x = ws.mlp_act(),
                  .w = w.down.get(),
                  .y = ws.branch(),

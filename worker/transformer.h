@@ -58,13 +58,13 @@ class ForwardWorkspace {
   void UploadRows(Backend& backend, std::span<const int32_t> ids,
                   std::span<const int32_t> positions);
 
-  void* residual() const { return residual_.get(); }  // [max_rows, hidden], fp32
-  void* branch() const { return branch_.get(); }      // [max_rows, hidden]
-  void* normed() const { return normed_.get(); }      // [max_rows, hidden]
-  void* qkv() const { return qkv_.get(); }            // [max_rows, (Hq + 2 Hkv) d]
-  void* attn_out() const { return attn_out_.get(); }  // [max_rows, Hq d]
-  void* gate_up() const { return gate_up_.get(); }    // [max_rows, 2 I]
-  void* mlp_act() const { return mlp_act_.get(); }    // [max_rows, I]
+  void* residual() const { return residual_.get(); }               // [max_rows, hidden], fp32
+  void* branch() const { return branch_.get(); }                   // [max_rows, hidden]
+  void* normed() const { return normed_.get(); }                   // [max_rows, hidden]
+  void* qkv() const { return qkv_.get(); }                         // [max_rows, (Hq + 2 Hkv) d]
+  void* attn_out() const { return attn_out_.get(); }               // [max_rows, Hq d]
+  void* gate_up() const { return gate_up_.get(); }                 // [max_rows, 2 I]
+  void* mlp_act() const { return mlp_act_.get(); }                 // [max_rows, I]
   int32_t* ids() const { return ids_.as<int32_t>(); }              // [max_rows]
   int32_t* positions() const { return positions_.as<int32_t>(); }  // [max_rows]
   bool has_branch = false;  // whether `branch` holds an output still to be added to `residual`

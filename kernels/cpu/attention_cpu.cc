@@ -67,7 +67,8 @@ void AttentionCpu(const AttentionArgs& a) {
   for (int b = 0; b < a.num_seqs; ++b) {
     const int nq = a.q_starts[b + 1] - a.q_starts[b];
     for (int h = 0; h < a.num_q_heads; ++h) {
-      for (int r = 0; r < nq; r += kRowBlock) blocks.push_back({b, h, r, std::min(kRowBlock, nq - r)});
+      for (int r = 0; r < nq; r += kRowBlock)
+        blocks.push_back({b, h, r, std::min(kRowBlock, nq - r)});
     }
   }
   // Long blocks first: better balance under dynamic scheduling.
@@ -124,7 +125,8 @@ void AttentionCpu(const AttentionArgs& a) {
       }
       for (int i = 0; i < blk.rows; ++i) {
         float* out = static_cast<float*>(a.out) +
-                     int64_t(a.q_starts[blk.seq] + blk.row0 + i) * a.out_stride + int64_t(blk.head) * d;
+                     int64_t(a.q_starts[blk.seq] + blk.row0 + i) * a.out_stride +
+                     int64_t(blk.head) * d;
         const float inv = row_sum[i] > 0 ? 1.f / row_sum[i] : 0.f;
         for (int e = 0; e < d; ++e) out[e] = acc[size_t(i) * d + e] * inv;
       }

@@ -30,7 +30,8 @@ void GemmLoop(const GemmArgs& a) {
       for (int64_t p0 = 0; p0 < a.k; p0 += kBlockK) {
         float part = 0.f;
         const int64_t p1 = std::min(a.k, p0 + kBlockK);
-        for (int64_t p = p0; p < p1; ++p) part += xrow[p] * LoadAsFloat(a.w, a.w_dtype, j * a.k + p);
+        for (int64_t p = p0; p < p1; ++p)
+          part += xrow[p] * LoadAsFloat(a.w, a.w_dtype, j * a.k + p);
         acc += part;
       }
       float out = a.alpha * acc;

@@ -53,17 +53,17 @@ inline Half FromFloat<Half>(float v) {
 
 }  // namespace sieve::kernels
 
-#define SIEVE_REF_DISPATCH_DTYPE(dtype, fn, ...)                    \
-  do {                                                              \
-    switch (dtype) {                                                \
-      case ::sieve::DType::kF32:                                    \
-        fn<::sieve::DType::kF32>(__VA_ARGS__);                      \
-        break;                                                      \
-      case ::sieve::DType::kBF16:                                   \
-        fn<::sieve::DType::kBF16>(__VA_ARGS__);                     \
-        break;                                                      \
-      case ::sieve::DType::kF16:                                    \
-        fn<::sieve::DType::kF16>(__VA_ARGS__);                      \
-        break;                                                      \
-    }                                                               \
+#define SIEVE_REF_DISPATCH_DTYPE(dtype, fn, ...) \
+  do {                                           \
+    switch (dtype) {                             \
+      case ::sieve::DType::kF32:                 \
+        fn<::sieve::DType::kF32>(__VA_ARGS__);   \
+        break;                                   \
+      case ::sieve::DType::kBF16:                \
+        fn<::sieve::DType::kBF16>(__VA_ARGS__);  \
+        break;                                   \
+      case ::sieve::DType::kF16:                 \
+        fn<::sieve::DType::kF16>(__VA_ARGS__);   \
+        break;                                   \
+    }                                            \
   } while (0)

@@ -44,13 +44,25 @@ void RunCase(const Case& c) {
   }
   const int64_t out_stride = int64_t(c.q_heads) * c.head_dim;
   std::vector<float> got(total_q * out_stride, NAN), want(total_q * out_stride, NAN);
-  AttentionArgs args{.q = q.data(), .out = got.data(), .k_seqs = kp.data(), .v_seqs = vp.data(),
-                     .kv_token_stride = kv_stride, .kv_head_stride = c.head_dim,
-                     .q_starts = q_starts.data(), .kv_lens = kv_lens.data(), .num_seqs = nseq,
-                     .total_q = total_q, .max_q_len = max_q, .max_kv_len = max_kv,
-                     .num_q_heads = c.q_heads, .num_kv_heads = c.kv_heads, .head_dim = c.head_dim,
-                     .q_stride = q_stride, .out_stride = out_stride,
-                     .scale = 1.f / std::sqrt(float(c.head_dim)), .window = c.window,
+  AttentionArgs args{.q = q.data(),
+                     .out = got.data(),
+                     .k_seqs = kp.data(),
+                     .v_seqs = vp.data(),
+                     .kv_token_stride = kv_stride,
+                     .kv_head_stride = c.head_dim,
+                     .q_starts = q_starts.data(),
+                     .kv_lens = kv_lens.data(),
+                     .num_seqs = nseq,
+                     .total_q = total_q,
+                     .max_q_len = max_q,
+                     .max_kv_len = max_kv,
+                     .num_q_heads = c.q_heads,
+                     .num_kv_heads = c.kv_heads,
+                     .head_dim = c.head_dim,
+                     .q_stride = q_stride,
+                     .out_stride = out_stride,
+                     .scale = 1.f / std::sqrt(float(c.head_dim)),
+                     .window = c.window,
                      .dtype = DType::kF32};
   AttentionCpu(args);
   args.out = want.data();
@@ -60,7 +72,8 @@ void RunCase(const Case& c) {
   for (size_t i = 0; i < got.size(); ++i) {
     norm += std::abs(want[i]);
     const bool ok = std::abs(got[i] - want[i]) <= 2e-5f + 2e-5f * std::abs(want[i]);
-    if (!ok && bad++ < 10) ADD_FAILURE() << "element " << i << ": got " << got[i] << " want " << want[i];
+    if (!ok && bad++ < 10)
+      ADD_FAILURE() << "element " << i << ": got " << got[i] << " want " << want[i];
   }
   EXPECT_EQ(bad, 0);
   EXPECT_GT(norm, 0);
@@ -72,7 +85,7 @@ TEST(AttentionCpuTest, PackedCausalChunks) {
 }
 
 TEST(AttentionCpuTest, LlamaShapesWithFewerQueryRowsThanKeys) {
-  RunCase({{11}, {733}, 32, 8, 128, 0});      // query prefill against a cache
+  RunCase({{11}, {733}, 32, 8, 128, 0});             // query prefill against a cache
   RunCase({{1, 1, 1}, {1, 520, 257}, 4, 4, 64, 0});  // decode, batch of three
 }
 

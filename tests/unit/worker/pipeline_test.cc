@@ -20,7 +20,9 @@ std::vector<int32_t> Ids(const boost::json::value& v) {
   return out;
 }
 
-double Num(const boost::json::value& v) { return v.is_double() ? v.as_double() : double(v.as_int64()); }
+double Num(const boost::json::value& v) {
+  return v.is_double() ? v.as_double() : double(v.as_int64());
+}
 
 class PipelineOracleTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -33,8 +35,8 @@ class PipelineOracleTest : public ::testing::TestWithParam<std::string> {
     auto model = Transformer::Create(*config, std::move(weights).value(), *backend_);
     ASSERT_TRUE(model.ok()) << model.status().ToString();
     model_ = std::move(model).value().release();
-    oracle_ = new boost::json::value(boost::json::parse(
-        sieve::testing::ReadFileOrDie(FixturePath("pipeline/oracle_dev.json"))));
+    oracle_ = new boost::json::value(
+        boost::json::parse(sieve::testing::ReadFileOrDie(FixturePath("pipeline/oracle_dev.json"))));
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -51,7 +53,8 @@ class PipelineOracleTest : public ::testing::TestWithParam<std::string> {
     SieveOptions& s = in.sieve;
     s.chunk_tokens = static_cast<int>(params.at("chunk_tokens").as_int64());
     s.keep_chunks = static_cast<int>(params.at("keep_k").as_int64());
-    if (params.contains("mode") && params.at("mode").as_string() == "full") s.mode = PrefillMode::kFull;
+    if (params.contains("mode") && params.at("mode").as_string() == "full")
+      s.mode = PrefillMode::kFull;
     if (params.contains("capacity") && !params.at("capacity").is_null()) {
       s.kv_capacity = static_cast<int>(params.at("capacity").as_int64());
     }
@@ -136,7 +139,8 @@ TEST_P(PipelineOracleTest, MatchesOracle) {
       for (size_t g = 0; g < evicted[l].as_array().size(); ++g) {
         const auto want_entries = EntryList(evicted[l].as_array()[g]);
         const auto& got_entries = got->calibration_evicted[l][g];
-        ASSERT_EQ(got_entries.size(), want_entries.size()) << "evicted layer " << l << " head " << g;
+        ASSERT_EQ(got_entries.size(), want_entries.size())
+            << "evicted layer " << l << " head " << g;
         for (size_t e = 0; e < want_entries.size(); ++e) {
           EXPECT_EQ(got_entries[e].chunk, want_entries[e][0]);
           EXPECT_EQ(got_entries[e].position, want_entries[e][1]);
@@ -225,7 +229,8 @@ TEST_F(PipelineInvariantTest, ScopeWithLargeBudgetsEqualsOff) {
   off.generation.force_continuation_ids = Ids(oracle_->at("continuation_ids"));
   auto reference = RunPipeline(*model_, off);
   ASSERT_TRUE(reference.ok());
-  for (ScopeStrategy s : {ScopeStrategy::kSlide, ScopeStrategy::kAdaptive, ScopeStrategy::kDiscontinuous}) {
+  for (ScopeStrategy s :
+       {ScopeStrategy::kSlide, ScopeStrategy::kAdaptive, ScopeStrategy::kDiscontinuous}) {
     PipelineInput in = off;
     in.sieve.scope = {.strategy = s, .b1 = 8, .b2 = 30, .T = 60};
     auto got = RunPipeline(*model_, in);
@@ -233,7 +238,8 @@ TEST_F(PipelineInvariantTest, ScopeWithLargeBudgetsEqualsOff) {
     EXPECT_TRUE(got->scope_fired_steps.empty()) << ScopeStrategyName(s);
     ASSERT_EQ(got->forced_logprobs.size(), reference->forced_logprobs.size());
     for (size_t i = 0; i < got->forced_logprobs.size(); ++i) {
-      EXPECT_NEAR(got->forced_logprobs[i], reference->forced_logprobs[i], 1e-5) << ScopeStrategyName(s);
+      EXPECT_NEAR(got->forced_logprobs[i], reference->forced_logprobs[i], 1e-5)
+          << ScopeStrategyName(s);
     }
   }
 }
@@ -250,7 +256,8 @@ TEST_F(PipelineInvariantTest, PackingDoesNotChangeScores) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->prefill_forwards, 1);
   EXPECT_EQ(b->prefill_forwards, static_cast<int>(b->chunks.size()));
-  for (size_t i = 0; i < a->chunks.size(); ++i) EXPECT_NEAR(a->chunks[i].score, b->chunks[i].score, 1e-5);
+  for (size_t i = 0; i < a->chunks.size(); ++i)
+    EXPECT_NEAR(a->chunks[i].score, b->chunks[i].score, 1e-5);
   EXPECT_EQ(a->generated_ids, b->generated_ids);
 }
 
@@ -286,7 +293,8 @@ TEST_F(PipelineInvariantTest, RejectsBadInput) {
   in.query_ids.push_back(500000);
   EXPECT_EQ(code(in), StatusCode::kInvalidArgument);
   in = Base(4);
-  in.sieve.calibration = CalibrationOptions{.layers = {CalibrationPattern::kSink}};  // 1 of 2 layers
+  in.sieve.calibration =
+      CalibrationOptions{.layers = {CalibrationPattern::kSink}};  // 1 of 2 layers
   EXPECT_EQ(code(in), StatusCode::kInvalidArgument);
   in = Base(4);
   in.sieve.scope = {.strategy = ScopeStrategy::kAdaptive, .b1 = 4, .b2 = 8, .T = 8};

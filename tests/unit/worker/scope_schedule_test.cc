@@ -57,11 +57,15 @@ TEST(ScopeScheduleTest, DiscontinuousTable) {
 
 TEST(ScopeScheduleTest, OracleScenarios) {
   // oracle_dev.json: b1 = b2 = 8, T = 40, 39 decode steps.
-  EXPECT_EQ(Simulate({.strategy = ScopeStrategy::kSlide, .b1 = 8, .b2 = 8, .T = 40}, 39).fired.front(), 15);
-  const Trace adaptive = Simulate({.strategy = ScopeStrategy::kAdaptive, .b1 = 8, .b2 = 8, .T = 40}, 39);
+  EXPECT_EQ(
+      Simulate({.strategy = ScopeStrategy::kSlide, .b1 = 8, .b2 = 8, .T = 40}, 39).fired.front(),
+      15);
+  const Trace adaptive =
+      Simulate({.strategy = ScopeStrategy::kAdaptive, .b1 = 8, .b2 = 8, .T = 40}, 39);
   EXPECT_EQ(adaptive.fired.front(), 7);
   EXPECT_EQ(adaptive.entries_after.back(), 15);  // final_cache 575 = 560 + 15
-  const Trace disc = Simulate({.strategy = ScopeStrategy::kDiscontinuous, .b1 = 8, .b2 = 8, .T = 40}, 39);
+  const Trace disc =
+      Simulate({.strategy = ScopeStrategy::kDiscontinuous, .b1 = 8, .b2 = 8, .T = 40}, 39);
   EXPECT_EQ(disc.fired, (std::vector<int>{7, 11, 15, 19, 23, 27, 31, 35}));
   EXPECT_EQ(disc.entries_after.back(), 17);  // final_cache 577
 }
@@ -74,7 +78,8 @@ TEST(ScopeScheduleTest, OffNeverFiresAndHistoryCoversEverything) {
 }
 
 TEST(ScopeScheduleTest, HistoryCapacityIsNeverExceeded) {
-  for (ScopeStrategy s : {ScopeStrategy::kSlide, ScopeStrategy::kAdaptive, ScopeStrategy::kDiscontinuous}) {
+  for (ScopeStrategy s :
+       {ScopeStrategy::kSlide, ScopeStrategy::kAdaptive, ScopeStrategy::kDiscontinuous}) {
     for (int b1 : {1, 3, 8, 20}) {
       for (int b2 : {0, 2, 8}) {
         const int T = b2 + 1 + b1 * 3;

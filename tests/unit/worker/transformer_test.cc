@@ -36,8 +36,8 @@ class TransformerFixtureTest : public ::testing::TestWithParam<std::string> {
     auto ref = SafetensorsFile::Open(FixturePath("tiny-llama3/reference.safetensors"));
     ASSERT_TRUE(ref.ok()) << ref.status().ToString();
     reference_ = std::move(ref).value().release();
-    cases_ = new boost::json::value(
-        boost::json::parse(sieve::testing::ReadFileOrDie(FixturePath("tiny-llama3/reference.json"))));
+    cases_ = new boost::json::value(boost::json::parse(
+        sieve::testing::ReadFileOrDie(FixturePath("tiny-llama3/reference.json"))));
   }
   static void TearDownTestSuite() {
     delete model_;
@@ -87,13 +87,15 @@ TEST_P(TransformerFixtureTest, MatchesHuggingFace) {
   for (const auto& v : c.at("positions").as_array()) {
     positions.push_back(static_cast<int32_t>(v.as_int64()));
   }
-  auto result = ForwardSequence(*model_, ids, positions,
-                                {.want_kv = true, .want_hidden = true, .want_logprobs = true,
-                                 .want_last_logits = true});
+  auto result = ForwardSequence(
+      *model_, ids, positions,
+      {.want_kv = true, .want_hidden = true, .want_logprobs = true, .want_last_logits = true});
   ASSERT_TRUE(result.ok()) << result.status().ToString();
   for (int l = 0; l < model_->config().num_layers; ++l) {
-    ExpectClose(result->k[l], Ref(name + ".k.L" + std::to_string(l)), name + " k layer " + std::to_string(l));
-    ExpectClose(result->v[l], Ref(name + ".v.L" + std::to_string(l)), name + " v layer " + std::to_string(l));
+    ExpectClose(result->k[l], Ref(name + ".k.L" + std::to_string(l)),
+                name + " k layer " + std::to_string(l));
+    ExpectClose(result->v[l], Ref(name + ".v.L" + std::to_string(l)),
+                name + " v layer " + std::to_string(l));
   }
   ExpectClose(result->hidden, Ref(name + ".hidden"), name + " hidden");
   ExpectClose(result->last_logits, Ref(name + ".last_logits"), name + " last_logits");
