@@ -9,6 +9,7 @@
 #include "comm/chunk_plan.h"
 #include "comm/log.h"
 #include "comm/sieve_options.h"
+#include "coordinator/admission.h"
 #include "coordinator/request_tokens.h"
 #include "coordinator/streaming_text.h"
 
@@ -33,6 +34,11 @@ struct ClusterCoordinator::Active {
   GenerationOptions gen;
   RequestTokens tokens;
   std::vector<ChunkSpan> spans;
+  std::vector<std::vector<int>> assignment;  // chunk indices per worker index
+  int64_t decode_kv_bytes = 0;               // estimated peak on the decode node
+  std::map<int, int64_t> worker_kv_bytes;    // rank -> estimated peak of its candidates
+  std::map<int, int64_t> reserved;           // rank -> bytes reserved while dispatched
+  bool started = false;                      // tokens and KV reserved, orders sent
   int decode_rank = -1;
   std::set<int> order_ranks;  // ranks that received a WorkOrder
   std::set<int> awaiting;     // ranks whose scores are still due
@@ -75,11 +81,29 @@ StatusOr<proto::ModelInfo> ClusterCoordinator::AwaitWorkers(const comm::MpiComm&
   return first;
 }
 
-ClusterCoordinator::ClusterCoordinator(const comm::MpiComm& world,
-                                       const comm::WorldLayout& layout, const Tokenizer& tokenizer,
-                                       proto::ModelInfo model, const CoordinatorOptions& options)
-    : world_(world), layout_(layout), tokenizer_(tokenizer), model_(std::move(model)),
-      options_(options) {}
+ClusterCoordinator::ClusterCoordinator(const comm::MpiComm& world, const comm::WorldLayout& layout,
+                                       const Tokenizer& tokenizer, proto::ModelInfo model,
+                                       const CoordinatorOptions& options)
+    : world_(world),
+      layout_(layout),
+      tokenizer_(tokenizer),
+      model_(std::move(model)),
+      options_(options) {
+  if (options_.kv_budget_bytes > 0) {
+    kv_budget_bytes_ = options_.kv_budget_bytes;
+  } else if (model_.free_memory_bytes() > 0) {
+    kv_budget_bytes_ = static_cast<int64_t>(static_cast<double>(model_.free_memory_bytes()) *
+                                            options_.kv_memory_fraction);
+  } else {
+    kv_budget_bytes_ = INT64_MAX;  // the ranks did not say: no memory admission
+  }
+  SIEVE_LOG_INFO("coordinator admission",
+                 "max_in_flight=%d max_queued=%d max_in_flight_tokens=%lld "
+                 "kv_budget_mib=%.1f",
+                 options_.max_in_flight, options_.max_queued,
+                 static_cast<long long>(options_.max_in_flight_tokens),
+                 kv_budget_bytes_ == INT64_MAX ? -1.0 : kv_budget_bytes_ / 1048576.0);
+}
 
 ClusterCoordinator::~ClusterCoordinator() = default;
 
@@ -148,6 +172,41 @@ void ClusterCoordinator::Admit(proto::GenerateRequest request, std::shared_ptr<R
     reject(s);
     return;
   }
+  // Admission by tokens and memory: refuse what could never run; the rest runs or waits.
+  const int64_t doc_tokens = static_cast<int64_t>(a->tokens.document.size());
+  if (options_.max_in_flight_tokens > 0 && doc_tokens > options_.max_in_flight_tokens) {
+    reject(Status::ResourceExhausted(
+        StrFormat("document: %lld tokens exceed the service's in-flight token budget of %lld "
+                  "(--max-in-flight-tokens)",
+                  static_cast<long long>(doc_tokens),
+                  static_cast<long long>(options_.max_in_flight_tokens))));
+    return;
+  }
+  if (a->sieve.mode != PrefillMode::kFull) {
+    a->spans = PlanChunks(doc_tokens, a->sieve.chunk_tokens);
+    a->assignment = AssignChunks(a->spans, layout_.NumWorkers());
+  }
+  const KvFootprint footprint =
+      EstimateKvFootprint(a->sieve, a->gen, doc_tokens,
+                          static_cast<int64_t>(a->tokens.query.size()), a->spans, a->assignment);
+  a->decode_kv_bytes = footprint.decode_tokens * model_.kv_bytes_per_token();
+  for (size_t w = 0; w < footprint.worker_tokens.size(); ++w) {
+    if (footprint.worker_tokens[w] == 0) continue;
+    a->worker_kv_bytes[layout_.WorkerRank(static_cast<int>(w))] =
+        footprint.worker_tokens[w] * model_.kv_bytes_per_token();
+  }
+  {
+    std::string why;
+    bool fits = false;
+    for (int d : layout_.DecodeRanks()) fits = fits || Fits(Need(*a, d), /*now=*/false, &why);
+    if (!fits) {
+      reject(Status::ResourceExhausted(
+          StrFormat("%s, even with nothing else running; lower max_new_tokens, keep_chunks or "
+                    "chunk_tokens, set sieve.kv_capacity, or avoid mode full",
+                    why.c_str())));
+      return;
+    }
+  }
   const double deadline_s =
       request.deadline_seconds() > 0 ? request.deadline_seconds() : options_.default_deadline_s;
   if (deadline_s > 0) {
@@ -157,11 +216,16 @@ void ClusterCoordinator::Admit(proto::GenerateRequest request, std::shared_ptr<R
   a->request = std::move(request);
   a->text = std::make_unique<StreamingText>(
       tokenizer_, std::vector<std::string>(a->request.stop().begin(), a->request.stop().end()));
-  if (static_cast<int>(active_.size()) >= options_.max_in_flight) {
+  std::string why;
+  // First come, first served: nothing overtakes a request that is already waiting.
+  if (!queued_.empty() || !TryStart(*a, &why)) {
+    if (why.empty()) why = StrFormat("%zu earlier requests waiting", queued_.size());
     if (static_cast<int>(queued_.size()) >= options_.max_queued) {
       reject(Status::ResourceExhausted(StrFormat(
-          "queue full: %zu requests in flight and %zu waiting (limits %d and %d); retry later",
-          active_.size(), queued_.size(), options_.max_in_flight, options_.max_queued)));
+          "queue full: %zu requests in flight and %zu waiting (limits %d and %d; the next waits "
+          "for: %s); retry later",
+          active_.size(), queued_.size(), options_.max_in_flight, options_.max_queued,
+          why.c_str())));
       return;
     }
     a->sink->OnAccepted(a->id);
@@ -175,10 +239,87 @@ void ClusterCoordinator::Admit(proto::GenerateRequest request, std::shared_ptr<R
   if (Status s = Dispatch(ref); !s.ok()) Fail(id, s);
 }
 
+std::map<int, int64_t> ClusterCoordinator::Need(const Active& a, int decode_rank) const {
+  std::map<int, int64_t> need = a.worker_kv_bytes;
+  need[decode_rank] += a.decode_kv_bytes;
+  return need;
+}
+
+bool ClusterCoordinator::Fits(const std::map<int, int64_t>& need, bool now,
+                              std::string* why) const {
+  for (const auto& [rank, bytes] : need) {
+    int64_t used = 0;
+    if (now) {
+      auto it = reserved_.find(rank);
+      if (it != reserved_.end()) used = it->second;
+    }
+    if (bytes > kv_budget_bytes_ - used) {
+      const bool decode = std::find(layout_.DecodeRanks().begin(), layout_.DecodeRanks().end(),
+                                    rank) != layout_.DecodeRanks().end();
+      *why = StrFormat(
+          "KV cache: the request needs ~%.1f MiB on rank %d (%s), which has %.1f MiB "
+          "of its %.1f MiB budget free",
+          bytes / 1048576.0, rank, decode ? "decode node" : "worker",
+          (kv_budget_bytes_ - used) / 1048576.0, kv_budget_bytes_ / 1048576.0);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ClusterCoordinator::TryStart(Active& a, std::string* why) {
+  if (static_cast<int>(active_.size()) >= options_.max_in_flight) {
+    *why = StrFormat("%zu requests in flight (--max-in-flight %d)", active_.size(),
+                     options_.max_in_flight);
+    return false;
+  }
+  const int64_t tokens = static_cast<int64_t>(a.tokens.document.size());
+  if (options_.max_in_flight_tokens > 0 && !active_.empty() &&
+      in_flight_tokens_ + tokens > options_.max_in_flight_tokens) {
+    *why = StrFormat("tokens: %lld in flight + %lld exceed --max-in-flight-tokens %lld",
+                     static_cast<long long>(in_flight_tokens_), static_cast<long long>(tokens),
+                     static_cast<long long>(options_.max_in_flight_tokens));
+    return false;
+  }
+  const std::vector<int>& decode_ranks = layout_.DecodeRanks();
+  for (size_t i = 0; i < decode_ranks.size(); ++i) {
+    const size_t slot = (next_decode_ + i) % decode_ranks.size();
+    std::map<int, int64_t> need = Need(a, decode_ranks[slot]);
+    if (!Fits(need, /*now=*/true, why)) continue;
+    next_decode_ = static_cast<int>(slot + 1);
+    a.decode_rank = decode_ranks[slot];
+    for (const auto& [rank, bytes] : need) reserved_[rank] += bytes;
+    a.reserved = std::move(need);
+    in_flight_tokens_ += tokens;
+    a.started = true;
+    return true;
+  }
+  return false;
+}
+
+void ClusterCoordinator::Release(Active& a) {
+  if (!a.started) return;
+  for (const auto& [rank, bytes] : a.reserved) reserved_[rank] -= bytes;
+  a.reserved.clear();
+  in_flight_tokens_ -= static_cast<int64_t>(a.tokens.document.size());
+  a.started = false;
+}
+
+void ClusterCoordinator::StartQueued() {
+  while (!queued_.empty()) {
+    std::string why;
+    if (!TryStart(*queued_.front(), &why)) return;
+    std::unique_ptr<Active> a = std::move(queued_.front());
+    queued_.pop_front();
+    const std::string id = a->id;
+    Active& ref = *a;
+    active_[id] = std::move(a);
+    if (Status s = Dispatch(ref); !s.ok()) Fail(id, s);
+  }
+}
+
 Status ClusterCoordinator::Dispatch(Active& a) {
   a.t_dispatched = Clock::now();
-  const std::vector<int>& decode_ranks = layout_.DecodeRanks();
-  a.decode_rank = decode_ranks[next_decode_++ % decode_ranks.size()];
   proto::DecodeOrder order;
   order.set_request_id(a.id);
   *order.mutable_query_ids() = {a.tokens.query.begin(), a.tokens.query.end()};
@@ -197,8 +338,7 @@ Status ClusterCoordinator::Dispatch(Active& a) {
     return world_.Send(order, a.decode_rank, comm::MpiTag::kDecodeRequest);
   }
   SIEVE_RETURN_IF_ERROR(world_.Send(order, a.decode_rank, comm::MpiTag::kDecodeRequest));
-  a.spans = PlanChunks(static_cast<int64_t>(a.tokens.document.size()), a.sieve.chunk_tokens);
-  const auto assignment = AssignChunks(a.spans, layout_.NumWorkers());
+  const std::vector<std::vector<int>>& assignment = a.assignment;
   const int keep = a.sieve.mode == PrefillMode::kParallel ? static_cast<int>(a.spans.size())
                                                           : a.sieve.keep_chunks;
   for (int w = 0; w < layout_.NumWorkers(); ++w) {
@@ -334,6 +474,7 @@ void ClusterCoordinator::Finish(const std::string& id, const proto::DecodeUpdate
   t->set_tokenize_s(a.tokenize_s);
   if (a.sieve.mode != PrefillMode::kFull) {
     t->set_prefill_s(Seconds(a.t_scores_done - a.t_dispatched));
+    t->set_queue_s(Seconds(a.t_dispatched - a.t_submit));
     t->set_score_exchange_s(Seconds(a.t_decided - a.t_scores_done));
   }
   const auto now = Clock::now();
@@ -342,6 +483,7 @@ void ClusterCoordinator::Finish(const std::string& id, const proto::DecodeUpdate
   const size_t decoded = a.ids.size() > 1 ? a.ids.size() - 1 : 0;
   if (t->decode_s() > 0) t->set_decode_tokens_per_s(decoded / t->decode_s());
   if (update.has_explain()) *r.mutable_explain() = update.explain();
+  Release(a);
   a.sink->OnResponse(r);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -361,6 +503,8 @@ void ClusterCoordinator::Fail(const std::string& id, const Status& status) {
   std::set<int> targets = a.order_ranks;
   if (a.decode_rank >= 0) targets.insert(a.decode_rank);
   for (int rank : targets) (void)world_.Send(abort, rank, comm::MpiTag::kKeepDecision);
+  Release(a);
+  SIEVE_LOG_INFO("request failed", "id=%s error=\"%s\"", id.c_str(), status.ToString().c_str());
   a.sink->OnError(status);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -377,6 +521,19 @@ void ClusterCoordinator::CheckDeadlines() {
   }
   for (const std::string& id : expired) {
     Fail(id, Status::DeadlineExceeded(StrFormat("request %s passed its deadline", id.c_str())));
+  }
+  for (auto it = queued_.begin(); it != queued_.end();) {
+    if (now <= (*it)->deadline) {
+      ++it;
+      continue;
+    }
+    (*it)->sink->OnError(Status::DeadlineExceeded(StrFormat(
+        "request %s passed its deadline while waiting to be dispatched", (*it)->id.c_str())));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.failed;
+    }
+    it = queued_.erase(it);
   }
 }
 
@@ -399,22 +556,22 @@ Status ClusterCoordinator::Run() {
     }
     for (const std::string& id : cancels) {
       Fail(id, Status::Cancelled(StrFormat("request %s was cancelled", id.c_str())));
-      queued_.erase(std::remove_if(queued_.begin(), queued_.end(),
-                                   [&](const auto& q) {
-                                     if (q->id != id) return false;
-                                     q->sink->OnError(Status::Cancelled("cancelled while queued"));
-                                     return true;
-                                   }),
-                    queued_.end());
+      for (auto it = queued_.begin(); it != queued_.end(); ++it) {
+        if ((*it)->id != id) continue;
+        (*it)->sink->OnError(
+            Status::Cancelled(StrFormat("request %s was cancelled while waiting", id.c_str())));
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ++stats_.failed;
+        }
+        queued_.erase(it);
+        break;
+      }
     }
-    while (!queued_.empty() && static_cast<int>(active_.size()) < options_.max_in_flight) {
-      std::unique_ptr<Active> a = std::move(queued_.front());
-      queued_.pop_front();
-      const std::string id = a->id;
-      Active& ref = *a;
-      active_[id] = std::move(a);
-      if (Status s = Dispatch(ref); !s.ok()) Fail(id, s);
-      progressed = true;
+    if (!queued_.empty()) {
+      const size_t before = queued_.size();
+      StartQueued();
+      progressed = progressed || queued_.size() != before;
     }
     while (auto probe = world_.Iprobe(comm::MpiComm::kAnySource, std::nullopt)) {
       progressed = true;
@@ -450,7 +607,11 @@ Status ClusterCoordinator::Run() {
       std::vector<std::string> left;
       for (const auto& [id, a] : active_) left.push_back(id);
       for (const std::string& id : left) Fail(id, Status::Unavailable("the service shut down"));
-      for (auto& q : queued_) q->sink->OnError(Status::Unavailable("the service shut down"));
+      for (auto& q : queued_) {
+        q->sink->OnError(Status::Unavailable("the service shut down before the request ran"));
+        std::lock_guard<std::mutex> lock(mu_);
+        ++stats_.failed;
+      }
       queued_.clear();
       break;
     }

@@ -12,9 +12,14 @@
 //      scores and owners, prefill and exchange times, time to first token)
 //
 // Several requests are in flight at once: workers prefill request B while the decode node
-// generates A. Admission: at most max_in_flight dispatched, max_queued waiting, the rest
-// rejected with RESOURCE_EXHAUSTED. All MPI traffic happens on the thread that calls Run();
-// Submit, Cancel and Shutdown are thread-safe.
+// generates A (and the decode node batches the steps of every request it holds). Admission,
+// in order: a document over max_prompt_tokens is PAYLOAD_TOO_LARGE; a request that could not run
+// even alone (over max_in_flight_tokens, or an estimated KV footprint over a rank's budget) is
+// RESOURCE_EXHAUSTED with the reason; otherwise it is dispatched when max_in_flight, the token
+// budget and every rank's KV budget allow, first come first served, waiting in a queue of at most
+// max_queued (beyond that: RESOURCE_EXHAUSTED, naming what it waits for). Deadlines apply to
+// waiting requests too. All MPI traffic happens on the thread that calls Run(); Submit, Cancel and
+// Shutdown are thread-safe.
 //
 // Tested by tests/cli/sieve_node_test.sh (batch mode under mpirun) and the service tests.
 #pragma once
@@ -37,10 +42,19 @@
 namespace sieve::coordinator {
 
 struct CoordinatorOptions {
-  int max_in_flight = 8;
-  int max_queued = 64;
-  double default_deadline_s = 0;     // 0: none unless the request sets one
-  int64_t max_prompt_tokens = 4 << 20;
+  int max_in_flight = 8;                // requests dispatched at once
+  int max_queued = 64;                  // accepted and waiting; more are refused (429)
+  double default_deadline_s = 0;        // 0: none unless the request sets one
+  int64_t max_prompt_tokens = 4 << 20;  // longer documents: PAYLOAD_TOO_LARGE (413)
+  // Document tokens dispatched at once (0: no limit). A request waits until it fits; one that
+  // cannot fit even alone is refused (429).
+  int64_t max_in_flight_tokens = 0;
+  // KV cache each GPU rank may hold for requests in flight, estimated per request
+  // (coordinator/admission.h). 0: kv_memory_fraction of the free memory the ranks reported after
+  // loading the model. A request waits until its estimate fits on every rank it touches; one
+  // that cannot fit even alone is refused (429).
+  int64_t kv_budget_bytes = 0;
+  double kv_memory_fraction = 0.8;
 };
 
 class ClusterCoordinator final : public Engine {
@@ -63,14 +77,22 @@ class ClusterCoordinator final : public Engine {
 
   // The MPI event loop; returns once Shutdown() was called and every accepted request has been
   // answered (drain) or failed (no drain), after telling every rank to shut down.
-  Status Run();
-  void Shutdown(bool drain);
+  Status Run() override;
+  void Shutdown(bool drain) override;
 
  private:
   struct Active;
   using Clock = std::chrono::steady_clock;
 
   void Admit(proto::GenerateRequest request, std::shared_ptr<RequestSink> sink);
+  // KV bytes `a` needs per rank when `decode_rank` decodes it.
+  std::map<int, int64_t> Need(const Active& a, int decode_rank) const;
+  // Whether `need` fits every rank's budget (with what is reserved now when `now`); else why not.
+  bool Fits(const std::map<int, int64_t>& need, bool now, std::string* why) const;
+  // Picks a decode rank and reserves tokens and KV for `a` if it can run now; else why not.
+  bool TryStart(Active& a, std::string* why);
+  void Release(Active& a);
+  void StartQueued();
   Status Dispatch(Active& a);
   Status HandleScores(const proto::WorkerScores& scores);
   Status HandleDecodeUpdate(const proto::DecodeUpdate& update);
@@ -85,6 +107,9 @@ class ClusterCoordinator final : public Engine {
   CoordinatorOptions options_;
   int next_decode_ = 0;
   uint64_t next_id_ = 1;
+  int64_t kv_budget_bytes_ = 0;      // per rank
+  int64_t in_flight_tokens_ = 0;     // document tokens of dispatched requests
+  std::map<int, int64_t> reserved_;  // rank -> KV bytes reserved by dispatched requests
 
   mutable std::mutex mu_;  // guards inbox_, cancels_, stats_, shutdown flags
   std::deque<std::pair<proto::GenerateRequest, std::shared_ptr<RequestSink>>> inbox_;

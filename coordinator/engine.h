@@ -5,6 +5,10 @@
 //                                                          GPU workers and a decode node
 //   LocalEngine (tools/local_engine.h)                     every role in this process
 //
+// Threading: Submit, Cancel, Stats and Shutdown may be called from any thread; the sink's callbacks
+// come from the engine's own thread (the one in Run()), one request's in order, and must not
+// block (front ends post them to the connection's strand).
+//
 // Tested through the implementations' tests and the service tests.
 #pragma once
 
@@ -46,6 +50,12 @@ class Engine {
   virtual EngineStats Stats() const = 0;
   // The name requests may give in their "model" field.
   virtual std::string ModelName() const = 0;
+  // The engine's loop, on the calling thread (the one thread that talks to the other ranks);
+  // returns once Shutdown() was called and every accepted request has been answered (drain) or
+  // failed (no drain). A Submit after Shutdown is answered UNAVAILABLE at once.
+  virtual Status Run() = 0;
+  // Thread-safe; may be called again with drain=false to fail what is still running.
+  virtual void Shutdown(bool drain) = 0;
 };
 
 }  // namespace sieve::coordinator

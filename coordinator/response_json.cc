@@ -81,6 +81,7 @@ json::object ResponseToJsonObject(const proto::GenerateResponse& r) {
   const proto::StageTiming& t = a.timing();
   acc["timing"] = json::object{{"tokenize_s", t.tokenize_s()},
                                {"plan_s", t.plan_s()},
+                               {"queue_s", t.queue_s()},
                                {"prefill_s", t.prefill_s()},
                                {"score_exchange_s", t.score_exchange_s()},
                                {"kv_transfer_s", t.kv_transfer_s()},

@@ -39,6 +39,8 @@ PACKAGES=(
   libgtest-dev
   libopenblas-dev             # CPU GEMM
   iproute2                    # network namespaces for the two-host test
+  curl                        # the service test talks HTTP through it
+  clang libclang-rt-dev       # libFuzzer: the short fuzz run of the service's parsers
 )
 
 if [[ $SKIP_INSTALL -eq 0 ]]; then

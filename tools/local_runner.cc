@@ -10,9 +10,8 @@
 namespace sieve::tools {
 
 StatusOr<proto::GenerateResponse> LocalRunner::Run(
-    const proto::GenerateRequest& request,
-    const std::function<void(const std::string&)>& on_text,
-    const worker::ChunkProgressFn& progress) const {
+    const proto::GenerateRequest& request, const std::function<void(const std::string&)>& on_text,
+    const worker::ChunkProgressFn& progress, const std::function<bool()>& stop_early) const {
   if (!request.model().empty() && request.model() != model_name_) {
     return Status::NotFound(StrFormat("model '%s' is not served here (this service runs '%s')",
                                       request.model().c_str(), model_name_.c_str()));
@@ -31,7 +30,7 @@ StatusOr<proto::GenerateResponse> LocalRunner::Run(
   auto sink = [&](int32_t token) {
     const std::string piece = text.Push(token);
     if (on_text && !piece.empty()) on_text(piece);
-    return !text.stopped();
+    return !text.stopped() && !(stop_early && stop_early());
   };
   SIEVE_ASSIGN_OR_RETURN(worker::PipelineResult result,
                          worker::RunPipeline(*model_.model, input, sink, progress));

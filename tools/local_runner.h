@@ -23,10 +23,14 @@ class LocalRunner {
               std::string model_name)
       : model_(model), tokenizer_(tokenizer), model_name_(std::move(model_name)) {}
 
-  // `on_text` receives final text pieces as tokens are generated (may be null).
-  StatusOr<proto::GenerateResponse> Run(const proto::GenerateRequest& request,
-                                        const std::function<void(const std::string&)>& on_text = nullptr,
-                                        const worker::ChunkProgressFn& progress = nullptr) const;
+  // `on_text` receives final text pieces as tokens are generated (may be null). `stop_early`
+  // (may be null) is asked after every token; when it returns true generation stops there (the
+  // caller decides what that means: tools/local_engine.h turns it into a cancel or a deadline).
+  StatusOr<proto::GenerateResponse> Run(
+      const proto::GenerateRequest& request,
+      const std::function<void(const std::string&)>& on_text = nullptr,
+      const worker::ChunkProgressFn& progress = nullptr,
+      const std::function<bool()>& stop_early = nullptr) const;
 
  private:
   const worker::LoadedModel& model_;

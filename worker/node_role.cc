@@ -193,7 +193,11 @@ Status NodeRole::HandleKeepDecision(const proto::KeepDecision& decision) {
   const int me = world_.Rank();
   auto own = candidates_.find(id);
   if (decision.abort()) {
-    if (own != candidates_.end()) candidates_.erase(own);
+    if (own != candidates_.end()) {
+      SIEVE_LOG_INFO("dropped request: candidate KV freed", "rank=%d id=%s chunks=%zu", me,
+                     id.c_str(), own->second.size());
+      candidates_.erase(own);
+    }
     HandleCancel(id);
     return Status::Ok();
   }
@@ -258,6 +262,23 @@ Status NodeRole::HandleDecodeOrder(const proto::DecodeOrder& order) {
 
 Status NodeRole::HandleManifest(const proto::KvManifest& manifest, int source) {
   const KvShape shape = KvShape::Of(model_.config(), model_.dtype());
+  if (auto late = late_manifests_.find(manifest.request_id()); late != late_manifests_.end()) {
+    // The request was dropped while this chunk was on its way: take the payload off the wire
+    // and free it.
+    auto kv = ChunkKv::Allocate(model_.backend(), shape, manifest.entries());
+    if (!kv.ok() || static_cast<int64_t>(kv->data.bytes()) != manifest.bytes()) {
+      return Status::Internal(StrFormat("rank %d: cannot drain chunk %d of dropped request %s",
+                                        world_.Rank(), manifest.chunk(),
+                                        manifest.request_id().c_str()));
+    }
+    SIEVE_RETURN_IF_ERROR(transport_.Recv(&*kv, source));
+    SIEVE_RETURN_IF_ERROR(transport_.ReceivesReady());
+    SIEVE_LOG_INFO("dropped request: late KV chunk freed", "rank=%d id=%s chunk=%d bytes=%lld",
+                   world_.Rank(), manifest.request_id().c_str(), manifest.chunk(),
+                   static_cast<long long>(manifest.bytes()));
+    if (--late->second <= 0) late_manifests_.erase(late);
+    return Status::Ok();
+  }
   DecodeRequest& r = DecodeEntry(manifest.request_id());
   auto kv = ChunkKv::Allocate(model_.backend(), shape, manifest.entries());
   if (!kv.ok() || static_cast<int64_t>(kv->data.bytes()) != manifest.bytes()) {
@@ -279,10 +300,15 @@ Status NodeRole::HandleManifest(const proto::KvManifest& manifest, int source) {
 }
 
 void NodeRole::HandleCancel(const std::string& id) {
-  candidates_.erase(id);
+  if (candidates_.erase(id) > 0) {
+    SIEVE_LOG_INFO("dropped request: candidate KV freed", "rank=%d id=%s", world_.Rank(),
+                   id.c_str());
+  }
   auto it = decode_.find(id);
   if (it == decode_.end()) return;
   if (it->second->started) {
+    SIEVE_LOG_INFO("request stopped early: decode KV freed", "rank=%d id=%s tokens=%zu",
+                   world_.Rank(), id.c_str(), it->second->generator->tokens().size());
     // Stop: answer now with what was generated so far (the coordinator decides what to keep).
     it->second->generator->Stop();
     if (Status s = SendUpdate(*it->second); !s.ok()) {
@@ -292,6 +318,13 @@ void NodeRole::HandleCancel(const std::string& id) {
     return;
   }
   if (!it->second->started) {
+    DecodeRequest& r = *it->second;
+    const int missing = r.have_decision ? static_cast<int>(r.kept.size() - r.received.size()) : 0;
+    if (missing > 0) late_manifests_[id] = missing;
+    SIEVE_LOG_INFO("dropped request: decode state freed",
+                   "rank=%d id=%s chunks_received=%zu "
+                   "chunks_in_transit=%d",
+                   world_.Rank(), id.c_str(), r.received.size(), missing);
     decode_.erase(it);
     decode_order_.erase(std::remove(decode_order_.begin(), decode_order_.end(), id),
                         decode_order_.end());
@@ -318,6 +351,8 @@ Status NodeRole::StartReadyRequests() {
     DecodeRequest& r = *found->second;
     if (r.started || !r.Complete()) continue;
     r.started = true;
+    // The KV has arrived once the posted receives complete (NCCL: on the transfer stream).
+    if (r.sieve.mode != PrefillMode::kFull) SIEVE_RETURN_IF_ERROR(transport_.ReceivesReady());
     r.t_kv_done = Clock::now();
     const auto t0 = Clock::now();
     const GenerationOptions& gen = r.generator->options();
@@ -341,7 +376,6 @@ Status NodeRole::StartReadyRequests() {
         if (Status s = decoder_->SetLogits(0, pre->last_logits); !s.ok()) state = s;
       }
     } else {
-      if (Status s = transport_.ReceivesReady(); !s.ok()) return s;
       std::vector<const ChunkKv*> kept;
       for (int index : r.kept) kept.push_back(&r.received.at(index));
       state = AssemblePrefillCache(model_, kept, 1 + static_cast<int>(query.size()), r.sieve.scope,

@@ -15,7 +15,9 @@
 //   decode step per loop turn for every request it holds (up to max_decode_batch), streaming
 //   kTokens to rank 0 and ending with kResponse (DecodeUpdate with the decode-side accounting)
 // Any rank:
-//   kCancel (StopRequest)    drop the request (stop string, deadline, client gone)
+//   kCancel (StopRequest)    drop the request (stop string, deadline, client gone); an abort
+//                            (KeepDecision.abort) frees every buffer the request holds here,
+//                            including KV chunks still in transit when it arrives
 //   kShutdown                leave the loop
 //
 // A failed request is answered with an error (WorkerScores.error or DecodeUpdate.error); the
@@ -88,6 +90,10 @@ class NodeRole {
   // Decode side.
   std::map<std::string, std::unique_ptr<DecodeRequest>> decode_;
   std::deque<std::string> decode_order_;  // arrival order, for fair batching
+  // Requests dropped (cancelled, failed elsewhere) after their keep decision but before every
+  // kept chunk arrived: how many KV manifests are still on their way. Their payloads are received
+  // (the point-to-point streams stay in order) and freed at once.
+  std::map<std::string, int> late_manifests_;
 };
 
 }  // namespace sieve::worker

@@ -231,7 +231,7 @@ TEST(ResponseJsonTest, KvAndTiming) {
   EXPECT_EQ(Keys(t), (std::set<std::string>{"tokenize_s", "plan_s", "prefill_s", "score_exchange_s",
                                             "kv_transfer_s", "kv_transfer_gbps", "assemble_s",
                                             "query_prefill_s", "decode_s", "ttft_s", "total_s",
-                                            "decode_tokens_per_s"}));
+                                            "decode_tokens_per_s", "queue_s"}));
   EXPECT_DOUBLE_EQ(t.at("tokenize_s").as_double(), 0.001);
   EXPECT_DOUBLE_EQ(t.at("plan_s").as_double(), 0.002);
   EXPECT_DOUBLE_EQ(t.at("prefill_s").as_double(), 0.489215840);
