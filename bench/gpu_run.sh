@@ -10,6 +10,8 @@
 #             PyTorch/HF baseline (../shared/tools/hf_baseline.py) in the same call
 #   quality   pass-key accuracy at 128K on the GPU (models/passkey-demo)
 #   scaling   sieve-bench scaling on every visible GPU (1, 2, 4, ...) + the NCCL p2p rate
+#   throughput  sieve-node --serve on every visible GPU, 8 documents of 32K..128K through
+#             tools/sieve_load.py, concurrently and one at a time
 #   consistency  every oracle scenario through sieve-node on 1, 2 and 4 GPUs: kept chunks and
 #             generated ids must agree across GPU counts (bf16: they are compared with each
 #             other, not with the float32 oracle)
@@ -76,6 +78,29 @@ for phase in "$@"; do
       "$BIN/sieve-bench" scaling --model $MODEL8B --random-weights 0 --gpus "$gpus" \
         --tokens "${SCALING_TOKENS:-32768,65536,131072}" --node "$BIN/sieve-node" --work-dir "$OUT" \
         --out "$OUT/scaling.json" --png "$OUT/scaling.png" --reps 2
+      ;;
+    throughput)
+      # Issue "service": a stream of 8 documents of 32K..128K tokens through the HTTP front end of
+      # sieve-node --serve on every visible GPU, concurrently and then one at a time
+      # (tools/sieve_load.py), Llama-3.1-8B shapes with random weights.
+      n=$(nvidia-smi -L | wc -l)
+      say "service throughput on $n GPUs"
+      rm -f "$OUT/ready.json"
+      mpirun -np $((n + 1)) --allow-run-as-root -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
+        "$BIN/sieve-node" --model $MODEL8B --random-weights 0 --device cuda --serve \
+        --listen 127.0.0.1:18080 --native-listen off --ready-file "$OUT/ready.json" \
+        --max-prompt-tokens 262144 --grace-s 5 >"$OUT/service.log" 2>&1 &
+      mpirun_pid=$!
+      for _ in $(seq 600); do [[ -s $OUT/ready.json ]] && break; sleep 0.5; done
+      if [[ ! -s $OUT/ready.json ]]; then say "service did not start"; tail -30 "$OUT/service.log"; kill $mpirun_pid; continue; fi
+      # One short request first: the first forward pays cuBLAS / NCCL initialization.
+      python3 tools/sieve_load.py --url http://127.0.0.1:18080 --lengths 8192 --max-new-tokens 4 \
+        --skip-sequential >/dev/null
+      python3 tools/sieve_load.py --url http://127.0.0.1:18080 --requests 8 --min-tokens 32768 \
+        --max-tokens 131072 --max-new-tokens 32 --out "$OUT/throughput.json" | tail -40
+      curl -s http://127.0.0.1:18080/metrics | grep -E "^sieve_(requests|kv_bytes)" | head -20
+      kill -TERM "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$OUT/ready.json")"
+      wait $mpirun_pid; say "service exited $?"
       ;;
     consistency)
       n=$(nvidia-smi -L | wc -l)

@@ -10,6 +10,7 @@
 //       seconds, tokens/s, TFLOP/s and MFU against the GEMM rate measured in the same run;
 //       --breakdown adds a profiled run split by op (gemm, attention, norm, rope, scoring, ...)
 //   sieve-bench decode  --model DIR [--random-weights S] [--prompt-tokens 24576] [--steps 64]
+//                       [--breakdown]
 //       ms per generated token at batch 1 with a prompt-sized cache (SCOPE off)
 //   sieve-bench ttft    --model DIR ... --tokens N [--mode ...] [--keep-chunks K]
 //       time to first token of the whole single-process pipeline
@@ -47,6 +48,7 @@ constexpr const char* kUsage =
     "                           [--mode parallel|parallelcomp|full] [--query-tokens Q] [--reps R]\n"
     "                           [--breakdown] [--device D]\n"
     "       sieve-bench decode  --model DIR [--random-weights S] [--prompt-tokens P] [--steps N]\n"
+    "                           [--breakdown]\n"
     "       sieve-bench ttft    --model DIR [--random-weights S] --tokens N [--chunk-tokens C]\n"
     "                           [--mode M] [--keep-chunks K] [--reps R]\n"
     "       sieve-bench quality --model DIR [--lengths 1024,...] [--depths 0,0.5,1] [--samples N]\n"
@@ -101,11 +103,13 @@ StatusOr<worker::LoadedModel> Load(const Args& args, bool profiling) {
   if (!model) return Status::InvalidArgument("--model is required");
   SIEVE_ASSIGN_OR_RETURN(auto seed, args.GetUint("random-weights"));
   SIEVE_ASSIGN_OR_RETURN(auto index, args.GetInt("device-index"));
-  return worker::LoadModel({.model_dir = *model,
-                            .device = args.GetOr("device", "auto"),
-                            .device_index = static_cast<int>(index.value_or(0)),
-                            .random_seed = seed,
-                            .profiling = profiling});
+  worker::LoadModelOptions options;
+  options.model_dir = *model;
+  options.device = args.GetOr("device", "auto");
+  options.device_index = static_cast<int>(index.value_or(0));
+  options.random_seed = seed;
+  options.profiling = profiling;
+  return worker::LoadModel(options);
 }
 
 // GEMM rate of the backend at one shape, in TFLOP/s (median of `reps` timed batches).
@@ -272,7 +276,7 @@ int Prefill(const Args& args) {
 }
 
 int Decode(const Args& args) {
-  auto loaded = Load(args, false);
+  auto loaded = Load(args, args.Has("breakdown"));
   if (!loaded.ok()) return Fail(loaded.status(), kExitModel);
   const worker::ModelConfig& c = loaded->config;
   auto prompt = args.GetInt("prompt-tokens");
@@ -283,8 +287,9 @@ int Decode(const Args& args) {
   const std::vector<int32_t> doc = RandomTokens(p - 3, c.vocab_size, 3);
   const std::vector<int32_t> query = RandomTokens(1, c.vocab_size, 4);
   const worker::ChunkInput whole{.index = 0, .context = doc};
-  auto pre =
-      worker::PrefillChunks(*loaded->model, query, std::span(&whole, 1), {.full_sequence = true});
+  worker::ChunkPrefillOptions whole_sequence;
+  whole_sequence.full_sequence = true;
+  auto pre = worker::PrefillChunks(*loaded->model, query, std::span(&whole, 1), whole_sequence);
   if (!pre.ok()) return Fail(pre.status(), kExitInternal);
   worker::ScopeOptions off{.strategy = worker::ScopeStrategy::kOff};
   auto state =
@@ -294,22 +299,44 @@ int Decode(const Args& args) {
   if (!decoder.ok()) return Fail(decoder.status(), kExitInternal);
   std::vector<double> ms;
   state->last_token = query[0];
-  for (int s = 0; s < n_steps + 3; ++s) {
-    const auto t0 = Clock::now();
+  // One greedy step: the forward, then the token chosen on the device and read back.
+  auto step = [&]() -> Status {
     worker::DecodeState* states[] = {&*state};
-    if (Status st = (*decoder)->Step(states); !st.ok()) return Fail(st, kExitInternal);
+    SIEVE_RETURN_IF_ERROR((*decoder)->Step(states));
     const worker::SamplingParams greedy;
     const float u = 0;
-    auto ids = (*decoder)->Choose(std::span(&greedy, 1), std::span(&u, 1));
-    if (!ids.ok()) return Fail(ids.status(), kExitInternal);
-    state->last_token = (*ids)[0];
+    SIEVE_ASSIGN_OR_RETURN(std::vector<int32_t> ids,
+                           (*decoder)->Choose(std::span(&greedy, 1), std::span(&u, 1)));
+    state->last_token = ids[0];
+    return Status::Ok();
+  };
+  for (int s = 0; s < n_steps + 3; ++s) {
+    const auto t0 = Clock::now();
+    if (Status st = step(); !st.ok()) return Fail(st, kExitInternal);
     if (s >= 3) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
   }
-  Emit({{"what", "decode"},
-        {"device", loaded->backend->Describe()},
-        {"prompt_tokens", p},
-        {"steps", n_steps},
-        {"ms_per_token", Median(ms)}});
+  json::object line{{"what", "decode"},
+                    {"device", loaded->backend->Describe()},
+                    {"prompt_tokens", p},
+                    {"steps", n_steps},
+                    {"ms_per_token", Median(ms)}};
+  if (loaded->profiler) {
+    // Device time per op per token (each op timed alone: the sum exceeds ms_per_token by the
+    // launch gaps the profiler's synchronization adds, and falls short of it by host time).
+    constexpr int kProfiledSteps = 8;
+    loaded->profiler->Take();
+    loaded->profiler->Enable(true);
+    for (int s = 0; s < kProfiledSteps; ++s) {
+      if (Status st = step(); !st.ok()) return Fail(st, kExitInternal);
+    }
+    loaded->profiler->Enable(false);
+    json::object breakdown;
+    for (const worker::OpTime& t : loaded->profiler->Take()) {
+      breakdown[t.op] = t.seconds * 1e3 / kProfiledSteps;
+    }
+    line["breakdown_ms"] = std::move(breakdown);
+  }
+  Emit(line);
   return kExitOk;
 }
 

@@ -359,10 +359,12 @@ int RunGpuRank(const Args& args, const comm::MpiComm& world, const comm::WorldLa
     Abort(Status::InvalidArgument("bad numeric option"), kExitUsage);
   }
   const std::string device = args.GetOr("device", "auto");
-  auto model = worker::LoadModel({.model_dir = model_dir,
-                                  .device = device,
-                                  .device_index = std::max(0, layout.Device()),
-                                  .random_seed = *seed});
+  worker::LoadModelOptions load;
+  load.model_dir = model_dir;
+  load.device = device;
+  load.device_index = std::max(0, layout.Device());
+  load.random_seed = *seed;
+  auto model = worker::LoadModel(load);
   if (!model.ok()) Abort(model.status().WithContext(StrFormat("rank %d", world.Rank())), kExitModel);
   SetProcessContext(world.Rank(), layout.Device());
   std::unique_ptr<worker::KvTransport> transport;
@@ -389,8 +391,11 @@ int RunSingleProcess(const Args& args, const std::vector<std::string>& requests)
   if (!seed.ok()) Abort(seed.status(), kExitUsage);
   auto tokenizer = coordinator::Tokenizer::FromFile(model_dir + "/tokenizer.json");
   if (!tokenizer.ok()) Abort(tokenizer.status(), kExitModel);
-  auto model = worker::LoadModel(
-      {.model_dir = model_dir, .device = args.GetOr("device", "auto"), .random_seed = *seed});
+  worker::LoadModelOptions load;
+  load.model_dir = model_dir;
+  load.device = args.GetOr("device", "auto");
+  load.random_seed = *seed;
+  auto model = worker::LoadModel(load);
   if (!model.ok()) Abort(model.status(), kExitModel);
   if (args.Has("serve")) {
     auto flags = ReadEngineFlags(args);

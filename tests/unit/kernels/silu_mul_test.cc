@@ -1,6 +1,8 @@
 // SiluMul (kernels/silu_mul.h): the CPU reference against a double-precision SwiGLU, and
 // LaunchSiluMul against the reference over rows {1, 7, 733, 8192} x inter {37, 64, 128, 4096,
-// 14336} (Llama-3.1-8B's intermediate size) in bf16 (within one bf16 rounding) and fp32.
+// 14336} (Llama-3.1-8B's intermediate size) in bf16 (within one bf16 rounding), fp16 and fp32:
+// the 16-byte vector variant (16-bit dtypes, inter % 8 == 0) and the scalar one (fp32, inter 37),
+// plus views one element off 16-byte alignment, which must take the scalar variant.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -37,7 +39,7 @@ TEST(SiluMulKernelTest, GpuMatchesRef) {
   SIEVE_SKIP_WITHOUT_GPU();
 #if SIEVE_WITH_CUDA
   using sieve::testing::DeviceMemory;
-  for (DType dtype : {DType::kBF16, DType::kF32}) {
+  for (DType dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
     for (int64_t rows : {1, 7, 733, 8192}) {
       for (int64_t inter : {37, 64, 128, 4096, 14336}) {
         if (rows * inter > int64_t{8192} * 4096) continue;  // keeps the CPU reference quick
@@ -55,7 +57,7 @@ TEST(SiluMulKernelTest, GpuMatchesRef) {
         ASSERT_EQ(LaunchSiluMul(args, nullptr), cudaSuccess);
         ASSERT_TRUE(sieve::testing::DeviceSync());
         const auto tol =
-            dtype == DType::kBF16 ? sieve::testing::kBf16RoundingTol : sieve::testing::kF32Tol;
+            dtype == DType::kF32 ? sieve::testing::kF32Tol : sieve::testing::kBf16RoundingTol;
         EXPECT_TRUE(
             AllClose(FromBytes(d_out.ToVector<uint8_t>(want.size()), dtype, rows * inter),
                      FromBytes(want, dtype, rows * inter), tol,
@@ -63,6 +65,35 @@ TEST(SiluMulKernelTest, GpuMatchesRef) {
       }
     }
   }
+#endif
+}
+
+
+// Views whose base is one element past a 16-byte boundary (a slice of a larger buffer): the
+// launcher must fall back to the scalar variant and still match the reference.
+TEST(SiluMulKernelTest, GpuUnalignedViewMatchesRef) {
+  SIEVE_SKIP_WITHOUT_GPU();
+#if SIEVE_WITH_CUDA
+  using sieve::testing::DeviceMemory;
+  const DType dtype = DType::kBF16;
+  const int64_t rows = 33, inter = 4096, elem = 2;
+  const auto gate_up = ToBytes(sieve::testing::RandomNormal(rows * 2 * inter, 5, 3.f), dtype);
+  std::vector<uint8_t> want(rows * inter * elem);
+  SiluMulRef({.gate_up = gate_up.data(), .out = want.data(), .rows = rows, .inter = inter,
+              .dtype = dtype});
+  DeviceMemory d_in(gate_up.size() + 16), d_out(want.size() + 16);
+  d_in.Upload(gate_up.data(), gate_up.size(), elem);
+  SiluMulArgs args{.gate_up = d_in.as<uint8_t>() + elem,
+                   .out = d_out.as<uint8_t>() + elem,
+                   .rows = rows,
+                   .inter = inter,
+                   .dtype = dtype};
+  ASSERT_EQ(LaunchSiluMul(args, nullptr), cudaSuccess);
+  ASSERT_TRUE(sieve::testing::DeviceSync());
+  std::vector<uint8_t> got(want.size());
+  d_out.Download(got.data(), got.size(), elem);
+  EXPECT_TRUE(AllClose(FromBytes(got, dtype, rows * inter), FromBytes(want, dtype, rows * inter),
+                       sieve::testing::kBf16RoundingTol, "silu_mul unaligned view"));
 #endif
 }
 
