@@ -4,6 +4,7 @@
 #   bash bench/gpu_run.sh PHASE...      phases: probe train bench quality scaling nccl
 #
 #   probe     what the machine has (GPU, CUDA, MPI, NCCL, compilers)
+#   unit      the GPU cases of the unit tests
 #   train     tools/train_passkey.py -> $OUT/passkey-demo (the shipped demo model)
 #   bench     issue "CUDA backend": GEMM rate, attention kernel, prefill of the Llama-3.1-8B shapes
 #             (parallel mode, 8K chunks, and our full attention), decode ms/token, and the
@@ -42,6 +43,16 @@ for phase in "$@"; do
       for t in nvcc cmake mpirun protoc g++ python3; do printf '%-8s %s\n' "$t" "$(command -v $t || echo missing)"; done
       ldconfig -p | grep -E "libnccl|libmpi.so|libprotobuf.so|libopenblas" | head
       ls /usr/include/boost/version.hpp /usr/include/gtest 2>&1 | head -3
+      ;;
+    unit)
+      # The unit tests' GPU cases (every kernel against its CPU reference, the CUDA backend
+      # against the CPU backend, the pipeline on the GPU against the oracle).
+      unit=build-gpu/tests/sieve_unit_tests
+      [[ -x $unit ]] || unit=${SIEVE_BIN:-.carry/bin}/sieve_unit_tests
+      say "unit tests, GPU cases ($unit)"
+      SIEVE_FIXTURES=$PWD/tests/fixtures "$unit" --gtest_brief=1 \
+        --gtest_filter="${UNIT_FILTER:-*}" >"$OUT/unit_gpu.log" 2>&1
+      say "unit tests exited $?"; grep -E "^\[  (PASSED|FAILED|SKIPPED) |FAILED TEST" "$OUT/unit_gpu.log" | head -20
       ;;
     train)
       say "train the pass-key demo model"
