@@ -20,7 +20,8 @@
 # Binaries: build-gpu/ when it exists, else SIEVE_BIN (default .carry/bin: built on the
 # development machine with `cmake -S . -B build-cuda -DSIEVE_USE_OPENBLAS=OFF`, CUDA 13, sm_90a),
 # with .carry/lib (and .carry/lib-mpi when the machine has no Open MPI) on the library path.
-# Results: $OUT/*.jsonl and a summary on stdout.
+# Results: $OUT/*.jsonl, *.json, *.png, unit_gpu.log (at most 8 files come back from a device call:
+# scratch files go to /tmp) and a summary on stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
@@ -68,7 +69,7 @@ for phase in "$@"; do
       "$BIN/sieve-bench" prefill --model $MODEL8B --random-weights 0 --device cuda \
         --tokens 32768,65536,131072 --mode full --reps 1 | tee -a "$OUT/bench.jsonl"
       "$BIN/sieve-bench" decode --model $MODEL8B --random-weights 0 --device cuda \
-        --prompt-tokens 24576 --steps 64 | tee -a "$OUT/bench.jsonl"
+        --prompt-tokens 24576 --steps 64 --breakdown | tee -a "$OUT/bench.jsonl"
       say "HF baseline"
       LENGTHS=${HF_LENGTHS:-32768,131072} DECODE_STEPS=32 PYTHONUNBUFFERED=1 python3 "$HF_BASELINE" 2>&1 \
         | grep '^{' | tee "$OUT/hf_baseline.jsonl"
@@ -87,7 +88,7 @@ for phase in "$@"; do
         | tee "$OUT/nccl.jsonl"
       say "scaling on $gpus GPUs"
       "$BIN/sieve-bench" scaling --model $MODEL8B --random-weights 0 --gpus "$gpus" \
-        --tokens "${SCALING_TOKENS:-32768,65536,131072}" --node "$BIN/sieve-node" --work-dir "$OUT" \
+        --tokens "${SCALING_TOKENS:-32768,65536,131072}" --node "$BIN/sieve-node" --work-dir /tmp/sieve-scaling \
         --out "$OUT/scaling.json" --png "$OUT/scaling.png" --reps 2
       ;;
     throughput)
@@ -96,22 +97,24 @@ for phase in "$@"; do
       # (tools/sieve_load.py), Llama-3.1-8B shapes with random weights.
       n=$(nvidia-smi -L | wc -l)
       say "service throughput on $n GPUs"
-      rm -f "$OUT/ready.json"
+      ready=/tmp/sieve-ready.json service_log=/tmp/sieve-service.log
+      rm -f $ready
       mpirun -np $((n + 1)) --allow-run-as-root -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH \
         "$BIN/sieve-node" --model $MODEL8B --random-weights 0 --device cuda --serve \
-        --listen 127.0.0.1:18080 --native-listen off --ready-file "$OUT/ready.json" \
-        --max-prompt-tokens 262144 --grace-s 5 >"$OUT/service.log" 2>&1 &
+        --listen 127.0.0.1:18080 --native-listen off --ready-file $ready \
+        --max-prompt-tokens 262144 --grace-s 5 >$service_log 2>&1 &
       mpirun_pid=$!
-      for _ in $(seq 600); do [[ -s $OUT/ready.json ]] && break; sleep 0.5; done
-      if [[ ! -s $OUT/ready.json ]]; then say "service did not start"; tail -30 "$OUT/service.log"; kill $mpirun_pid; continue; fi
+      for _ in $(seq 600); do [[ -s $ready ]] && break; sleep 0.5; done
+      if [[ ! -s $ready ]]; then say "service did not start"; tail -30 $service_log; kill $mpirun_pid; continue; fi
       # One short request first: the first forward pays cuBLAS / NCCL initialization.
       python3 tools/sieve_load.py --url http://127.0.0.1:18080 --lengths 8192 --max-new-tokens 4 \
         --skip-sequential >/dev/null
       python3 tools/sieve_load.py --url http://127.0.0.1:18080 --requests 8 --min-tokens 32768 \
-        --max-tokens 131072 --max-new-tokens 32 --out "$OUT/throughput.json" | tail -40
+        --max-tokens 131072 --max-new-tokens 32 --out "$OUT/throughput.json" >/dev/null
+      python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); [print(k, {m: r[k][m] for m in ("wall_s","requests_per_s","client_ttft_s","server_ttft_s","prefill_s")}) for k in ("concurrent","sequential")]' "$OUT/throughput.json"
       curl -s http://127.0.0.1:18080/metrics | grep -E "^sieve_(requests|kv_bytes)" | head -20
-      kill -TERM "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$OUT/ready.json")"
-      wait $mpirun_pid; say "service exited $?"
+      kill -TERM "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' $ready)"
+      wait $mpirun_pid; say "service exited $?"; grep -iE "error|warn" $service_log | head -5
       ;;
     consistency)
       n=$(nvidia-smi -L | wc -l)

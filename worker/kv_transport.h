@@ -4,7 +4,9 @@
 //   MpiKvTransport   the CPU backend: host memory over MPI (tag kKvData), split below 2 GiB.
 //   NcclKvTransport  the CUDA backend: device memory GPU to GPU with ncclSend/ncclRecv on a
 //                    stream of its own, each call bounded in size (comm/nccl_comm.h); the
-//                    compute stream waits on it through events, never the host.
+//                    compute stream waits on it through events, never the host. Every pair
+//                    of ranks that can move KV is connected at startup (NCCL connects lazily,
+//                    ~0.1 s per pair), so the first request does not pay for it.
 // Nothing here blocks the host on a peer: sends are posted and owned by the transport until they
 // complete (ReleaseCompletedSends polls), so two ranks that both send and receive (a decode node
 // that is also a worker) cannot deadlock. Receives are posted in manifest order on both sides,
