@@ -114,7 +114,9 @@ TEST_P(PipelineOracleTest, MatchesOracle) {
   }
   EXPECT_EQ(std::vector<int32_t>(got->kept_chunks.begin(), got->kept_chunks.end()),
             Ids(want.at("kept_chunks")));
-  if (want.contains("p0")) EXPECT_EQ(got->p0, want.at("p0").as_int64());
+  if (want.contains("p0")) {
+    EXPECT_EQ(got->p0, want.at("p0").as_int64());
+  }
   if (want.contains("prefill_cache")) {
     std::vector<std::vector<int32_t>> cache;
     for (const auto& l : got->prefill_cache) cache.emplace_back(l.begin(), l.end());
