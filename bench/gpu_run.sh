@@ -4,6 +4,7 @@
 #   bash bench/gpu_run.sh PHASE...      phases: probe train bench quality scaling nccl
 #
 #   probe     what the machine has (GPU, CUDA, MPI, NCCL, compilers)
+#   build     build the binaries here from SIEVE_SRC (a clean `git archive` of the measured commit)
 #   unit      the GPU cases of the unit tests
 #   train     tools/train_passkey.py -> $OUT/passkey-demo (the shipped demo model)
 #   bench     issue "CUDA backend": GEMM rate, attention kernel, prefill of the Llama-3.1-8B shapes
@@ -17,7 +18,7 @@
 #             generated ids must agree across GPU counts (bf16: they are compared with each
 #             other, not with the float32 oracle)
 #
-# Binaries: build-gpu/ when it exists, else SIEVE_BIN (default .carry/bin: built on the
+# Binaries: the build phase's, else build-gpu/ when it exists, else SIEVE_BIN (default .carry/bin: built on the
 # development machine with `cmake -S . -B build-cuda -DSIEVE_USE_OPENBLAS=OFF`, CUDA 13, sm_90a),
 # with .carry/lib (and .carry/lib-mpi when the machine has no Open MPI) on the library path.
 # Results: $OUT/*.jsonl, *.json, *.png, unit_gpu.log (at most 8 files come back from a device call:
@@ -45,11 +46,29 @@ for phase in "$@"; do
       ldconfig -p | grep -E "libnccl|libmpi.so|libprotobuf.so|libopenblas" | head
       ls /usr/include/boost/version.hpp /usr/include/gtest 2>&1 | head -3
       ;;
+    build)
+      # Builds the GPU binaries here from SIEVE_SRC (default: this tree; e.g. a `git archive` of
+      # one commit unpacked, so what is measured is exactly that commit) and uses them in the
+      # phases after this one.
+      src=${SIEVE_SRC:-.}
+      say "build $src (sm_90a)"
+      cmake -S "$src" -B /tmp/sieve-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_CUDA_ARCHITECTURES=90a -DSIEVE_BUILD_BENCH=ON -DSIEVE_USE_OPENBLAS=OFF \
+        >/tmp/sieve-build.log 2>&1 &&
+        cmake --build /tmp/sieve-build -j "$(nproc)" --target sieve-bench sieve-node sieve-run \
+          sieve-client sieve_unit_tests sieve-attention-bench sieve-gemm-bench >>/tmp/sieve-build.log 2>&1
+      if [[ $? -ne 0 ]]; then say "build FAILED"; grep -E "error|FAILED" -A3 /tmp/sieve-build.log | head -40; exit 1; fi
+      mkdir -p /tmp/sieve-bin
+      cp /tmp/sieve-build/tools/sieve-{bench,node,run,client} /tmp/sieve-build/tests/sieve_unit_tests \
+        /tmp/sieve-build/tests/sieve-{attention,gemm}-bench /tmp/sieve-bin/
+      BIN=/tmp/sieve-bin
+      say "built in $SECONDS s"
+      ;;
     unit)
       # The unit tests' GPU cases (every kernel against its CPU reference, the CUDA backend
       # against the CPU backend, the pipeline on the GPU against the oracle).
-      unit=build-gpu/tests/sieve_unit_tests
-      [[ -x $unit ]] || unit=${SIEVE_BIN:-.carry/bin}/sieve_unit_tests
+      unit=$BIN/sieve_unit_tests
+      [[ -x $unit ]] || unit=build-gpu/tests/sieve_unit_tests
       say "unit tests, GPU cases ($unit)"
       SIEVE_FIXTURES=$PWD/tests/fixtures "$unit" --gtest_brief=1 \
         --gtest_filter="${UNIT_FILTER:-*}" >"$OUT/unit_gpu.log" 2>&1
@@ -64,6 +83,7 @@ for phase in "$@"; do
       say "bench: GEMM, attention, prefill, decode (Llama-3.1-8B shapes, random weights)"
       "$BIN/sieve-bench" gemm --device cuda | tee "$OUT/bench.jsonl"
       "$BIN/sieve-attention-bench" 2>&1 | tail -12
+      "$BIN/sieve-gemm-bench" 2>&1 | tail -12
       "$BIN/sieve-bench" prefill --model $MODEL8B --random-weights 0 --device cuda \
         --tokens 32768,65536,131072 --chunk-tokens 8192 --mode parallel --reps 3 --breakdown | tee -a "$OUT/bench.jsonl"
       "$BIN/sieve-bench" prefill --model $MODEL8B --random-weights 0 --device cuda \
@@ -86,7 +106,7 @@ for phase in "$@"; do
       say "NCCL point-to-point"
       mpirun -np 2 --allow-run-as-root -x NCCL_NVLS_ENABLE=0 -x LD_LIBRARY_PATH "$BIN/sieve-bench" nccl \
         | tee "$OUT/nccl.jsonl"
-      say "scaling on $gpus GPUs"
+      say "scaling on $gpus GPUs"; mkdir -p /tmp/sieve-scaling
       "$BIN/sieve-bench" scaling --model $MODEL8B --random-weights 0 --gpus "$gpus" \
         --tokens "${SCALING_TOKENS:-32768,65536,131072}" --node "$BIN/sieve-node" --work-dir /tmp/sieve-scaling \
         --out "$OUT/scaling.json" --png "$OUT/scaling.png" --reps 2

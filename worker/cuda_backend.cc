@@ -37,6 +37,7 @@
 
 #include "kernels/cuda_check.h"
 #include "kernels/gemm_cublas.h"
+#include "kernels/gemm_skinny.h"
 #include "worker/backend.h"
 
 namespace sieve::worker {
@@ -453,6 +454,13 @@ class CudaBackend final : public Backend {
   }
   void Gemm(const kernels::GemmArgs& a) override {
     DeviceScope scope(device_);
+    // Decode-sized products (a few rows against a whole weight) are bound by reading the weight:
+    // the skinny kernel streams it at close to HBM bandwidth (bench/RESULTS.md, section 1).
+    if (kernels::SkinnyGemmSupported(a)) {
+      SIEVE_CUDA_CHECK(kernels::LaunchSkinnyGemm(a, stream_.get()));
+      SIEVE_SYNC_CHECK(stream_.get());
+      return;
+    }
     const cudaError_t err = gemm_->Run(a, stream_.get());
     SIEVE_CHECK(err == cudaSuccess,
                 "GEMM m=%lld n=%lld k=%lld ldx=%lld ldy=%lld x=%s w=%s y=%s: %s (cuBLAS: %s)",

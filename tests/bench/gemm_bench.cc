@@ -1,0 +1,147 @@
+// sieve-gemm-bench: the decode-sized products of Llama-3.1-8B (1 and 8 rows against each
+// weight: fused QKV 6144 x 4096, attention output 4096 x 4096, fused gate-up 28672 x 4096, down
+// 4096 x 14336, LM head 128256 x 4096 with fp32 logits), timed with cuBLASLt
+// (kernels/gemm_cublas.h) and with the skinny kernel (kernels/gemm_skinny.h). Each output is
+// first compared between the two (max relative difference printed). Timing: 3 warm-ups, then
+// 20 repetitions each after a 256 MiB write that evicts L2, bracketed by CUDA events; the median
+// is reported as microseconds and as GB/s of weight read (the bytes that bound the op).
+//
+//   ./build-gpu/tests/sieve-gemm-bench
+//
+// Built with -DSIEVE_BUILD_BENCH=ON (target sieve-gemm-bench); run by bench/gpu_run.sh bench.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "kernels/cuda_check.h"
+#include "kernels/dtype.h"
+#include "kernels/gemm_cublas.h"
+#include "kernels/gemm_skinny.h"
+#include "kernels/random_init.h"
+
+namespace sieve::kernels {
+namespace {
+
+void* DeviceAlloc(size_t bytes) {
+  void* p = nullptr;
+  SIEVE_CUDA_CHECK(cudaMalloc(&p, bytes));
+  return p;
+}
+
+void Fill(void* p, int64_t n, uint64_t stream, float stddev) {
+  SIEVE_CUDA_CHECK(LaunchRandomInit({.out = p,
+                                     .dtype = DType::kBF16,
+                                     .n = n,
+                                     .seed = 99,
+                                     .stream = stream,
+                                     .mean = 0.f,
+                                     .stddev = stddev,
+                                     .constant = false},
+                                    nullptr));
+}
+
+double MedianMicros(const std::function<void()>& run, void* flush, size_t flush_bytes) {
+  cudaEvent_t start, stop;
+  SIEVE_CUDA_CHECK(cudaEventCreate(&start));
+  SIEVE_CUDA_CHECK(cudaEventCreate(&stop));
+  for (int i = 0; i < 3; ++i) run();
+  std::vector<double> us;
+  for (int i = 0; i < 20; ++i) {
+    SIEVE_CUDA_CHECK(cudaMemsetAsync(flush, i, flush_bytes, nullptr));
+    SIEVE_CUDA_CHECK(cudaEventRecord(start, nullptr));
+    run();
+    SIEVE_CUDA_CHECK(cudaEventRecord(stop, nullptr));
+    SIEVE_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0;
+    SIEVE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    us.push_back(ms * 1e3);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
+
+std::vector<float> ToHost(const void* p, int64_t n, DType dtype) {
+  std::vector<uint8_t> raw(size_t(n) * DTypeSize(dtype));
+  SIEVE_CUDA_CHECK(cudaMemcpy(raw.data(), p, raw.size(), cudaMemcpyDeviceToHost));
+  std::vector<float> out(n);
+  for (int64_t i = 0; i < n; ++i) out[i] = LoadAsFloat(raw.data(), dtype, i);
+  return out;
+}
+
+int Main() {
+  struct Shape {
+    const char* name;
+    int64_t n, k;
+    DType y;
+  };
+  const Shape shapes[] = {{"qkv", 6144, 4096, DType::kBF16},
+                          {"o_proj", 4096, 4096, DType::kBF16},
+                          {"gate_up", 28672, 4096, DType::kBF16},
+                          {"down", 4096, 14336, DType::kBF16},
+                          {"lm_head", 128256, 4096, DType::kF32}};
+  std::unique_ptr<CublasLtGemm> cublas;
+  SIEVE_CUDA_CHECK(CublasLtGemm::Create(CublasLtGemm::kDefaultWorkspaceBytes, &cublas));
+  const size_t flush_bytes = size_t{256} << 20;
+  void* flush = DeviceAlloc(flush_bytes);
+  std::printf("%-8s %3s %7s %6s | %10s %8s | %10s %8s | %7s %9s\n", "op", "m", "n", "k",
+              "cuBLAS us", "GB/s", "skinny us", "GB/s", "speedup", "max_rdiff");
+  for (const Shape& s : shapes) {
+    void* w = DeviceAlloc(size_t(s.n) * s.k * 2);
+    Fill(w, s.n * s.k, 1, 0.02f);
+    for (int64_t m : {1, 8}) {
+      void* x = DeviceAlloc(size_t(m) * s.k * 2);
+      Fill(x, m * s.k, 2, 1.f);
+      void* y_ref = DeviceAlloc(size_t(m) * s.n * 4);
+      void* y = DeviceAlloc(size_t(m) * s.n * 4);
+      GemmArgs a{.x = x,
+                 .w = w,
+                 .y = y_ref,
+                 .m = m,
+                 .n = s.n,
+                 .k = s.k,
+                 .ldx = s.k,
+                 .ldy = s.n,
+                 .x_dtype = DType::kBF16,
+                 .w_dtype = DType::kBF16,
+                 .y_dtype = s.y};
+      GemmArgs b = a;
+      b.y = y;
+      SIEVE_CUDA_CHECK(cublas->Run(a, nullptr));
+      SIEVE_CUDA_CHECK(LaunchSkinnyGemm(b, nullptr));
+      SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto want = ToHost(y_ref, m * s.n, s.y), got = ToHost(y, m * s.n, s.y);
+      double max_rdiff = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        max_rdiff = std::max(max_rdiff, std::abs(double(got[i]) - want[i]) /
+                                            std::max(1e-3, std::abs(double(want[i]))));
+      }
+      const double t_cublas =
+          MedianMicros([&] { SIEVE_CUDA_CHECK(cublas->Run(a, nullptr)); }, flush, flush_bytes);
+      const double t_skinny =
+          MedianMicros([&] { SIEVE_CUDA_CHECK(LaunchSkinnyGemm(b, nullptr)); }, flush, flush_bytes);
+      const double bytes = double(s.n) * s.k * 2;
+      std::printf("%-8s %3lld %7lld %6lld | %10.1f %8.0f | %10.1f %8.0f | %6.2fx %9.2e\n", s.name,
+                  static_cast<long long>(m), static_cast<long long>(s.n),
+                  static_cast<long long>(s.k), t_cublas, bytes / t_cublas / 1e3, t_skinny,
+                  bytes / t_skinny / 1e3, t_cublas / t_skinny, max_rdiff);
+      cudaFree(x);
+      cudaFree(y_ref);
+      cudaFree(y);
+    }
+    cudaFree(w);
+  }
+  cudaFree(flush);
+  return 0;
+}
+
+}  // namespace
+}  // namespace sieve::kernels
+
+int main() { return sieve::kernels::Main(); }
