@@ -85,12 +85,18 @@ class DeviceScope {
 
 constexpr size_t kSmallLimit = size_t{1} << 20;
 constexpr size_t kSmallStep = 512;
+constexpr size_t kLargeLimit = size_t{256} << 20;
+constexpr size_t kLargeStep = size_t{2} << 20;  // cudaMalloc's own granularity
 
 // The size class a request is served from: 512-byte multiples up to 1 MiB, then multiples of a
-// quarter of the largest power of two below the request (at most 25% slack).
+// quarter of the largest power of two below the request (at most 25% slack, at most 64 MiB),
+// and from 256 MiB on multiples of 2 MiB. Large blocks are the KV of whole chunks (1 GiB for an
+// 8K chunk of Llama-3.1-8B); a quarter-power-of-two class would round each of those up by 25%,
+// 4 GiB over a 128K-token request.
 size_t SizeClass(size_t bytes) {
   bytes = std::max<size_t>(bytes, 1);
   if (bytes <= kSmallLimit) return (bytes + kSmallStep - 1) / kSmallStep * kSmallStep;
+  if (bytes >= kLargeLimit) return (bytes + kLargeStep - 1) / kLargeStep * kLargeStep;
   size_t pow2 = kSmallLimit;
   while (pow2 * 2 <= bytes) pow2 *= 2;
   const size_t step = pow2 / 4;
