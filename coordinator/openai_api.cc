@@ -11,27 +11,6 @@ namespace sieve::coordinator {
 namespace json = boost::json;
 namespace {
 
-const char* KindName(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-      return "an integer";
-    case json::kind::double_:
-      return "a number";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "an array";
-    case json::kind::object:
-      return "an object";
-  }
-  return "?";
-}
-
 // Removes `key` from `obj` and returns its value (nullptr-like empty optional when absent).
 std::optional<json::value> Take(json::object& obj, std::string_view key) {
   auto it = obj.find(key);
@@ -68,7 +47,7 @@ Status CheckNeutral(json::object& obj, ApiKind kind) {
     return Status::InvalidArgument("logit_bias: not supported (only null or {})");
   }
   if (auto v = Take(obj, "user"); v && !v->is_null() && !v->is_string()) {
-    return Status::InvalidArgument(StrFormat("user: expected a string, got %s", KindName(*v)));
+    return Status::InvalidArgument(StrFormat("user: expected a string, got %s", JsonKindName(*v)));
   }
   if (kind == ApiKind::kCompletions) {
     if (auto v = Take(obj, "best_of"); v && !v->is_null() && !IsIntegerEqual(*v, 1)) {
@@ -130,7 +109,7 @@ Status MapMaxTokens(json::object& obj, ApiKind kind, const RequestLimits& limits
             : static_cast<int64_t>(max_tokens->as_uint64());
   } else {
     return Status::InvalidArgument(
-        StrFormat("%s: expected an integer, got %s", name.c_str(), KindName(*max_tokens)));
+        StrFormat("%s: expected an integer, got %s", name.c_str(), JsonKindName(*max_tokens)));
   }
   if (x < 1 || x > limits.max_new_tokens) {
     return Status::InvalidArgument(
@@ -154,7 +133,7 @@ Status MapCommon(json::object& obj, ApiKind kind, const RequestLimits& limits, A
   if (auto v = Take(obj, "stream_options"); v && !v->is_null()) {
     if (!v->is_object()) {
       return Status::InvalidArgument(
-          StrFormat("stream_options: expected an object, got %s", KindName(*v)));
+          StrFormat("stream_options: expected an object, got %s", JsonKindName(*v)));
     }
     for (const auto& kv : v->as_object()) {
       if (kv.key() != "include_usage") {
@@ -163,7 +142,7 @@ Status MapCommon(json::object& obj, ApiKind kind, const RequestLimits& limits, A
       }
       if (!kv.value().is_bool()) {
         return Status::InvalidArgument(StrFormat(
-            "stream_options.include_usage: expected a boolean, got %s", KindName(kv.value())));
+            "stream_options.include_usage: expected a boolean, got %s", JsonKindName(kv.value())));
       }
       out->include_usage = kv.value().as_bool();
     }
@@ -197,7 +176,7 @@ Status MapPrompt(json::object& obj) {
     obj["document_ids"] = std::move(p);  // the parser checks every id
   } else {
     return Status::InvalidArgument(
-        StrFormat("prompt: expected a string or an array of token ids, got %s", KindName(p)));
+        StrFormat("prompt: expected a string or an array of token ids, got %s", JsonKindName(p)));
   }
   return Status::Ok();
 }
@@ -208,7 +187,7 @@ StatusOr<std::string> MessageText(const json::value& content, const std::string&
   if (!content.is_array()) {
     return Status::InvalidArgument(
         StrFormat("%s: expected a string or an array of text parts, got %s", path.c_str(),
-                  KindName(content)));
+                  JsonKindName(content)));
   }
   std::string text;
   const json::array& parts = content.as_array();
@@ -216,7 +195,7 @@ StatusOr<std::string> MessageText(const json::value& content, const std::string&
     const std::string ppath = StrFormat("%s[%zu]", path.c_str(), j);
     if (!parts[j].is_object()) {
       return Status::InvalidArgument(
-          StrFormat("%s: expected an object, got %s", ppath.c_str(), KindName(parts[j])));
+          StrFormat("%s: expected an object, got %s", ppath.c_str(), JsonKindName(parts[j])));
     }
     const json::object& part = parts[j].as_object();
     for (const auto& kv : part) {
@@ -234,7 +213,7 @@ StatusOr<std::string> MessageText(const json::value& content, const std::string&
     const json::value* t = part.if_contains("text");
     if (!t || !t->is_string()) {
       return Status::InvalidArgument(StrFormat("%s.text: expected a string, got %s", ppath.c_str(),
-                                               t ? KindName(*t) : "nothing"));
+                                               t ? JsonKindName(*t) : "nothing"));
     }
     text.append(t->as_string().data(), t->as_string().size());
   }
@@ -256,7 +235,7 @@ Status MapMessages(json::object& obj) {
   }
   if (!messages->is_array()) {
     return Status::InvalidArgument(
-        StrFormat("messages: expected an array, got %s", KindName(*messages)));
+        StrFormat("messages: expected an array, got %s", JsonKindName(*messages)));
   }
   const json::array& list = messages->as_array();
   if (list.empty()) return Status::InvalidArgument("messages: empty");
@@ -266,7 +245,7 @@ Status MapMessages(json::object& obj) {
     const std::string path = StrFormat("messages[%zu]", i);
     if (!list[i].is_object()) {
       return Status::InvalidArgument(
-          StrFormat("%s: expected an object, got %s", path.c_str(), KindName(list[i])));
+          StrFormat("%s: expected an object, got %s", path.c_str(), JsonKindName(list[i])));
     }
     const json::object& m = list[i].as_object();
     for (const auto& kv : m) {
@@ -287,7 +266,7 @@ Status MapMessages(json::object& obj) {
     }
     if (const json::value* name = m.if_contains("name"); name && !name->is_string()) {
       return Status::InvalidArgument(
-          StrFormat("%s.name: expected a string, got %s", path.c_str(), KindName(*name)));
+          StrFormat("%s.name: expected a string, got %s", path.c_str(), JsonKindName(*name)));
     }
     const json::value* content = m.if_contains("content");
     if (!content) return Status::InvalidArgument(StrFormat("%s.content: required", path.c_str()));
@@ -335,7 +314,7 @@ StatusOr<ApiRequest> Parse(std::string_view body, const RequestLimits& limits, A
   SIEVE_ASSIGN_OR_RETURN(json::value value, ParseJson(body, limits));
   if (!value.is_object()) {
     return Status::InvalidArgument(
-        StrFormat("request: expected a JSON object, got %s", KindName(value)));
+        StrFormat("request: expected a JSON object, got %s", JsonKindName(value)));
   }
   json::object& obj = value.as_object();
   ApiRequest out;

@@ -12,30 +12,9 @@ namespace sieve::coordinator {
 namespace json = boost::json;
 namespace {
 
-const char* KindName(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::null:
-      return "null";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::int64:
-    case json::kind::uint64:
-      return "an integer";
-    case json::kind::double_:
-      return "a number";
-    case json::kind::string:
-      return "a string";
-    case json::kind::array:
-      return "an array";
-    case json::kind::object:
-      return "an object";
-  }
-  return "?";
-}
-
 Status TypeError(const std::string& path, const char* expected, const json::value& v) {
   return Status::InvalidArgument(
-      StrFormat("%s: expected %s, got %s", path.c_str(), expected, KindName(v)));
+      StrFormat("%s: expected %s, got %s", path.c_str(), expected, JsonKindName(v)));
 }
 
 // Reads the fields of one JSON object, remembering which were consumed so the leftovers can be
@@ -417,6 +396,27 @@ StatusOr<proto::GenerateRequest> ParseGenerateRequest(std::string_view text,
   SIEVE_ASSIGN_OR_RETURN(json::value value, ParseJson(text, limits));
   if (!value.is_object()) return TypeError("request", "a JSON object", value);
   return ParseGenerateRequestObject(value.as_object(), limits);
+}
+
+const char* JsonKindName(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
+    case json::kind::int64:
+    case json::kind::uint64:
+      return "an integer";
+    case json::kind::double_:
+      return "a number";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "an array";
+    case json::kind::object:
+      return "an object";
+  }
+  return "?";
 }
 
 }  // namespace sieve::coordinator

@@ -50,4 +50,7 @@ StatusOr<proto::GenerateRequest> ParseGenerateRequestObject(const boost::json::o
 // UTF-8 ..."), PAYLOAD_TOO_LARGE over limits.max_body_bytes. Depth is limited to 64.
 StatusOr<boost::json::value> ParseJson(std::string_view json, const RequestLimits& limits = {});
 
+// "a string", "an integer", ...: how error messages name what a JSON value is.
+const char* JsonKindName(const boost::json::value& v);
+
 }  // namespace sieve::coordinator
