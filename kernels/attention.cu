@@ -2,7 +2,14 @@
 // per-sequence K/V with GQA and an optional sliding window (contract: kernels/attention.h; CPU
 // reference: kernels/ref/attention_ref.cc). No L x L matrix is ever formed.
 //
-// Three variants; LaunchAttention picks one from the arguments alone (no device reads):
+// Four variants (AttentionVariant); LaunchAttention picks one from the arguments and a cached
+// per-device capability query (no device reads per launch; AttentionChooseVariant says which):
+//   1s. Prefill on Hopper (AttentionPrefillSm90Kernel, kernels/attention_sm90.cu): warp-
+//      specialized wgmma flash attention (a producer warpgroup streams K/V through an mbarrier
+//      ring; two consumer warpgroups of 64 query rows run S = Q K^T and O += P V on wgmma with
+//      P in registers). Chosen for prefill-shaped arguments (variant 2 not chosen) when they
+//      also satisfy AttentionSm90ArgsOk (bf16, head_dim 128, scale > 0) on a compute-capability
+//      9.0 device with sm_90a code in the binary; otherwise variant 1 runs.
 //   1. Prefill, tensor cores (AttentionPrefillKernel<kHeadDim>): bf16, head_dim 64 or 128,
 //      16-byte aligned q / strides. One block of 4 warps per (128 query rows, query head,
 //      sequence); each warp owns two tiles of 16 rows, so every K/V fragment read from shared
@@ -42,6 +49,7 @@
 #include <cstdint>
 
 #include "kernels/attention.h"
+#include "kernels/attention_sm90.h"
 #include "kernels/cuda_util.cuh"
 
 namespace sieve::kernels {
@@ -806,21 +814,36 @@ __global__ void __launch_bounds__(kGenericWarps * 32)
 }
 
 // ---------------------------------------------------------------------------------------------
-// Path choice.
-
-enum class AttentionPath { kPrefill, kDecode, kGeneric };
+// Variant choice.
 
 bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-AttentionPath ChoosePath(const AttentionArgs& a) {
-  const bool tensor_core_shape =
-      a.dtype == DType::kBF16 && (a.head_dim == 64 || a.head_dim == 128) && Aligned(a.q, 16) &&
-      a.q_stride % 8 == 0 && a.kv_token_stride % 8 == 0 && a.kv_head_stride % 8 == 0 &&
-      Aligned(a.out, 4) && a.out_stride % 2 == 0;
-  if (!tensor_core_shape) return AttentionPath::kGeneric;
+// Variants 1 and 2 (and the sm_90a prefill, which adds its own conditions).
+bool TensorCoreShape(const AttentionArgs& a) {
+  return a.dtype == DType::kBF16 && (a.head_dim == 64 || a.head_dim == 128) && Aligned(a.q, 16) &&
+         a.q_stride % 8 == 0 && a.kv_token_stride % 8 == 0 && a.kv_head_stride % 8 == 0 &&
+         Aligned(a.out, 4) && a.out_stride % 2 == 0;
+}
+
+// Decode-shaped: few query vectors per KV head (one row per sequence in Llama-3 decode).
+bool DecodeShape(const AttentionArgs& a) {
   const int group = a.num_q_heads / a.num_kv_heads;
-  if (int64_t{group} * a.max_q_len <= kDecodeMaxQv) return AttentionPath::kDecode;
-  return AttentionPath::kPrefill;
+  return int64_t{group} * a.max_q_len <= kDecodeMaxQv;
+}
+
+// Whether `v` can run `a` on the current device (host-only checks).
+bool VariantRuns(const AttentionArgs& a, AttentionVariant v) {
+  switch (v) {
+    case AttentionVariant::kGeneric:
+      return true;
+    case AttentionVariant::kPrefill:
+      return TensorCoreShape(a);
+    case AttentionVariant::kDecode:
+      return TensorCoreShape(a) && DecodeShape(a);
+    case AttentionVariant::kPrefillSm90:
+      return TensorCoreShape(a) && AttentionSm90ArgsOk(a) && AttentionSm90DeviceOk();
+  }
+  return false;
 }
 
 // Lets `kernel` use `bytes` of dynamic shared memory and asks for the largest shared-memory
@@ -861,20 +884,49 @@ bool AttentionCanImplement(const AttentionArgs& a) {
          a.total_q >= 0;
 }
 
+const char* AttentionVariantName(AttentionVariant v) {
+  switch (v) {
+    case AttentionVariant::kGeneric:
+      return "generic";
+    case AttentionVariant::kPrefill:
+      return "prefill-mma-sm80";
+    case AttentionVariant::kPrefillSm90:
+      return "prefill-wgmma-sm90a";
+    case AttentionVariant::kDecode:
+      return "decode-splitk";
+  }
+  return "?";
+}
+
+AttentionVariant AttentionChooseVariant(const AttentionArgs& a) {
+  if (!TensorCoreShape(a)) return AttentionVariant::kGeneric;
+  if (DecodeShape(a)) return AttentionVariant::kDecode;
+  if (VariantRuns(a, AttentionVariant::kPrefillSm90)) return AttentionVariant::kPrefillSm90;
+  return AttentionVariant::kPrefill;
+}
+
 size_t AttentionWorkspaceBytes(const AttentionArgs& a) {
-  if (!AttentionCanImplement(a) || ChoosePath(a) != AttentionPath::kDecode) return 0;
+  if (!AttentionCanImplement(a) || !TensorCoreShape(a) || !DecodeShape(a)) return 0;
   return MakeDecodePlan(a).bytes;
 }
 
 cudaError_t LaunchAttention(const AttentionArgs& a, void* workspace, size_t workspace_bytes,
                             cudaStream_t stream) {
   if (!AttentionCanImplement(a)) return cudaErrorNotSupported;
+  return LaunchAttentionVariant(a, AttentionChooseVariant(a), workspace, workspace_bytes, stream);
+}
+
+cudaError_t LaunchAttentionVariant(const AttentionArgs& a, AttentionVariant variant,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  if (!AttentionCanImplement(a) || !VariantRuns(a, variant)) return cudaErrorNotSupported;
   if (a.num_seqs == 0 || a.total_q == 0 || a.max_q_len == 0) return cudaSuccess;
   if (!a.q || !a.out || !a.k_seqs || !a.v_seqs || !a.q_starts || !a.kv_lens) {
     return cudaErrorInvalidValue;
   }
-  switch (ChoosePath(a)) {
-    case AttentionPath::kPrefill: {
+  switch (variant) {
+    case AttentionVariant::kPrefillSm90:
+      return LaunchAttentionSm90(a, stream);
+    case AttentionVariant::kPrefill: {
       const dim3 grid(cuda::CeilDiv(a.max_q_len, kPrefillRows), a.num_q_heads, a.num_seqs);
       SIEVE_DISPATCH_HEAD_DIM(a.head_dim, kHeadDim, {
         constexpr int kBytes = PrefillSmemBytes<kHeadDim>();
@@ -884,7 +936,7 @@ cudaError_t LaunchAttention(const AttentionArgs& a, void* workspace, size_t work
         return cudaGetLastError();
       })
     }
-    case AttentionPath::kDecode: {
+    case AttentionVariant::kDecode: {
       const DecodePlan plan = MakeDecodePlan(a);
       if (workspace == nullptr || workspace_bytes < plan.bytes) return cudaErrorInvalidValue;
       float* part_out = static_cast<float*>(workspace);
@@ -903,7 +955,7 @@ cudaError_t LaunchAttention(const AttentionArgs& a, void* workspace, size_t work
         return LaunchDecode<kHeadDim, kDecodeMaxQv>(a, plan, part_out, part_stat, stream);
       })
     }
-    case AttentionPath::kGeneric: {
+    case AttentionVariant::kGeneric: {
       const dim3 grid(cuda::CeilDiv(a.max_q_len, kGenericWarps), a.num_q_heads, a.num_seqs);
       SIEVE_DISPATCH_DTYPE(a.dtype, kType, {
         AttentionGenericKernel<kType><<<grid, kGenericWarps * 32, 0, stream>>>(a);

@@ -12,8 +12,9 @@
 // Query head h reads KV head h / (num_q_heads / num_kv_heads).
 //
 // CPU reference: kernels/ref/attention_ref.cc (one pass per row, fp32, threaded over heads and
-// rows). CUDA: kernels/attention.cu (tiled flash attention for prefill; split-K flash decoding
-// when query rows per sequence are few). Test: tests/unit/kernels/attention_test.cc.
+// rows). CUDA: kernels/attention.cu (tiled flash attention for prefill, on Hopper wgmma in
+// kernels/attention_sm90.cu; split-K flash decoding when query rows per sequence are few).
+// Test: tests/unit/kernels/attention_test.cc.
 #pragma once
 
 #include <cstdint>
@@ -49,12 +50,30 @@ struct AttentionArgs {
 };
 
 void AttentionRef(const AttentionArgs& args);
+
+// The CUDA kernels behind LaunchAttention (kernels/attention.cu's header says when each runs).
+enum class AttentionVariant {
+  kGeneric,      // any dtype / head_dim <= 256, CUDA cores
+  kPrefill,      // bf16, head_dim 64/128, mma.sync (sm_80+)
+  kPrefillSm90,  // bf16, head_dim 128, wgmma (sm_90a only; kernels/attention_sm90.cu)
+  kDecode,       // bf16, head_dim 64/128, split-K over the keys + merge
+};
+
 #if SIEVE_WITH_CUDA
+const char* AttentionVariantName(AttentionVariant variant);
 // Workspace for split-K decode partials; size it once per maximum batch shape.
 size_t AttentionWorkspaceBytes(const AttentionArgs& args);
 bool AttentionCanImplement(const AttentionArgs& args);
 cudaError_t LaunchAttention(const AttentionArgs& args, void* workspace, size_t workspace_bytes,
                             cudaStream_t stream);
+// The variant LaunchAttention runs for `args` on the current device. Host only: reads the
+// arguments and a per-device capability query cached after its first call (no device work).
+AttentionVariant AttentionChooseVariant(const AttentionArgs& args);
+// LaunchAttention with the variant forced (tests and benchmarks compare variants):
+// cudaErrorNotSupported when `variant` cannot run `args` on this device. kDecode needs the
+// workspace AttentionWorkspaceBytes reports for a decode-shaped `args`.
+cudaError_t LaunchAttentionVariant(const AttentionArgs& args, AttentionVariant variant,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream);
 #endif
 
 }  // namespace sieve::kernels

@@ -1,6 +1,8 @@
 // sieve-attention-bench: times LaunchAttention (kernels/attention.cu) on Llama-3.1-8B shapes
 // (32 query heads, 8 KV heads, head_dim 128, bf16):
-//   prefill  16 x 8192 and 4 x 8192 packed causal chunks (the tensor-core prefill kernel);
+//   prefill  16 x 8192 and 4 x 8192 packed causal chunks, each timed twice: variant 1
+//            (mma.sync) forced, then LaunchAttention's choice (the sm_90a wgmma kernel on H100);
+//            the "variant" column names the kernel that ran;
 //   decode   1 row x 24576 keys, and 16 sequences x 1 row x 24576 keys (split-K decode).
 // Each configuration is validated once against AttentionRef (kernels/ref/attention_ref.cc) on
 // a sample of rows before it is timed: the "#wrong" column counts elements outside
@@ -18,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +86,7 @@ struct Config {
 };
 
 struct Result {
+  AttentionVariant variant = AttentionVariant::kGeneric;
   double median_ms = 0, min_ms = 0;
   int64_t wrong = 0, checked = 0;
 };
@@ -94,7 +98,7 @@ void Validate(const AttentionArgs& a, const Config& c, const std::vector<int32_t
   const int nseq = static_cast<int>(c.nq.size());
   for (int b : {0, nseq - 1}) {
     const int nq = c.nq[b], kv = c.kv_len[b];
-    std::vector<int> rows = {0, 1, 63, 64, 65, nq / 2, nq - 2, nq - 1};
+    std::vector<int> rows = {0, 1, 63, 64, 65, 127, 128, 129, nq / 2, nq - 129, nq - 2, nq - 1};
     std::erase_if(rows, [nq](int r) { return r < 0 || r >= nq; });
     std::sort(rows.begin(), rows.end());
     rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
@@ -143,7 +147,9 @@ void Validate(const AttentionArgs& a, const Config& c, const std::vector<int32_t
   }
 }
 
-Result Run(const Config& c, int reps, DeviceBuffer& flush) {
+// Times `variant` when set (LaunchAttentionVariant), else LaunchAttention's own choice.
+Result Run(const Config& c, int reps, DeviceBuffer& flush,
+           std::optional<AttentionVariant> variant) {
   const int nseq = static_cast<int>(c.nq.size());
   std::vector<int32_t> q_starts = {0};
   int max_q = 0, max_kv = 0;
@@ -199,21 +205,28 @@ Result Run(const Config& c, int reps, DeviceBuffer& flush) {
                   .dtype = DType::kBF16};
   const size_t ws_bytes = AttentionWorkspaceBytes(a);
   DeviceBuffer ws(ws_bytes);
+  const AttentionVariant chosen = variant.value_or(AttentionChooseVariant(a));
+  auto launch = [&] {
+    SIEVE_CUDA_CHECK(LaunchAttentionVariant(a, chosen, ws.get(), ws_bytes, nullptr));
+  };
 
   Result result;
-  SIEVE_CUDA_CHECK(LaunchAttention(a, ws.get(), ws_bytes, nullptr));
+  result.variant = chosen;
+  // Poison the output (NaN bf16) so rows the kernel does not write fail validation.
+  SIEVE_CUDA_CHECK(cudaMemset(out.get(), 0xff, out.bytes()));
+  launch();
   SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
   // Validation (host pointers for the reference copies; device pointers for the copies).
   AttentionArgs host_view = a;
   Validate(host_view, c, q_starts, k_ptrs, v_ptrs, &result);
 
-  for (int i = 0; i < 3; ++i) SIEVE_CUDA_CHECK(LaunchAttention(a, ws.get(), ws_bytes, nullptr));
+  for (int i = 0; i < 3; ++i) launch();
   std::vector<float> times;
   EventPair ev;
   for (int i = 0; i < reps; ++i) {
     SIEVE_CUDA_CHECK(cudaMemsetAsync(flush.get(), i & 0xff, flush.bytes(), nullptr));
     SIEVE_CUDA_CHECK(cudaEventRecord(ev.start, nullptr));
-    SIEVE_CUDA_CHECK(LaunchAttention(a, ws.get(), ws_bytes, nullptr));
+    launch();
     SIEVE_CUDA_CHECK(cudaEventRecord(ev.stop, nullptr));
     SIEVE_CUDA_CHECK(cudaEventSynchronize(ev.stop));
     float ms = 0;
@@ -246,8 +259,8 @@ int main(int argc, char** argv) {
       "# sieve-attention-bench on %s (%d SMs), bf16, %d q heads / %d kv heads / d %d, "
       "median of %d reps after 3 warm-ups, L2 flushed per rep\n",
       prop.name, prop.multiProcessorCount, kHq, kHkv, kD, reps);
-  std::printf("%-28s %10s %10s %12s %10s %8s\n", "config", "median_ms", "min_ms", "TFLOP/s", "GB/s",
-              "#wrong");
+  std::printf("%-28s %-20s %10s %10s %12s %10s %8s\n", "config", "variant", "median_ms", "min_ms",
+              "TFLOP/s", "GB/s", "#wrong");
   DeviceBuffer flush(size_t{256} << 20);
   const std::vector<Config> configs = {
       {"prefill causal 16x8192", std::vector<int32_t>(16, 8192), std::vector<int32_t>(16, 8192),
@@ -259,8 +272,15 @@ int main(int argc, char** argv) {
        true},
   };
   int failures = 0;
+  // Prefill configurations run twice: variant 1 (mma.sync) forced, then LaunchAttention's choice
+  // (the sm_90a wgmma kernel on an H100), so one run reports before and after.
+  std::vector<std::pair<Config, std::optional<AttentionVariant>>> runs;
   for (const Config& c : configs) {
-    const Result r = Run(c, reps, flush);
+    if (!c.decode) runs.push_back({c, AttentionVariant::kPrefill});
+    runs.push_back({c, std::nullopt});
+  }
+  for (const auto& [c, variant] : runs) {
+    const Result r = Run(c, reps, flush, variant);
     double flops = 0, bytes = 0;
     for (size_t b = 0; b < c.nq.size(); ++b) {
       const double s = c.nq[b];
@@ -270,13 +290,15 @@ int main(int argc, char** argv) {
       bytes += 2.0 * c.kv_len[b] * kHkv * kD * 2 + 2.0 * c.nq[b] * kHq * kD * 2;
     }
     if (c.decode) {
-      std::printf("%-28s %10.4f %10.4f %12s %10.1f %4lld/%lld\n", c.name.c_str(), r.median_ms,
-                  r.min_ms, "-", bytes / (r.median_ms * 1e-3) / 1e9,
-                  static_cast<long long>(r.wrong), static_cast<long long>(r.checked));
+      std::printf("%-28s %-20s %10.4f %10.4f %12s %10.1f %4lld/%lld\n", c.name.c_str(),
+                  AttentionVariantName(r.variant), r.median_ms, r.min_ms, "-",
+                  bytes / (r.median_ms * 1e-3) / 1e9, static_cast<long long>(r.wrong),
+                  static_cast<long long>(r.checked));
     } else {
-      std::printf("%-28s %10.4f %10.4f %12.1f %10s %4lld/%lld\n", c.name.c_str(), r.median_ms,
-                  r.min_ms, flops / (r.median_ms * 1e-3) / 1e12, "-",
-                  static_cast<long long>(r.wrong), static_cast<long long>(r.checked));
+      std::printf("%-28s %-20s %10.4f %10.4f %12.1f %10s %4lld/%lld\n", c.name.c_str(),
+                  AttentionVariantName(r.variant), r.median_ms, r.min_ms,
+                  flops / (r.median_ms * 1e-3) / 1e12, "-", static_cast<long long>(r.wrong),
+                  static_cast<long long>(r.checked));
     }
     failures += r.wrong > 0;
   }

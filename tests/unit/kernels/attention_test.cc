@@ -12,6 +12,11 @@
 //     8192-row chunk (a sample of rows checked, including every tile boundary region), query
 //     prefill (33 rows against a 5000-entry cache), a sliding window, rows with no visible key,
 //     and K/V base pointers that are not 16-byte aligned (the plain-load staging);
+//   - sm_90a wgmma prefill (GpuPrefillSm90MatchesRef, forced; skipped off compute capability
+//     9.0): packed {1, 7, 733, 128, 129, 255, 64}, packed {8191, 1, 3001, 0, 8000} (edge rows of
+//     every sequence checked), query prefill over longer caches, empty sequences, GQA group 4
+//     and 1, windows, nq > kv_len, misaligned K/V, a peaky softmax; the prefill cases above run
+//     both through LaunchAttention's choice and with variant 1 forced;
 //   - split-K decode: one row per sequence with kv {0, 1, 63, 64, 65, 1000, 24576}, 2-3 rows per
 //     sequence, a window, misaligned K/V.
 // A boundary probe makes each row's softmax collapse onto its last visible key (or first, for
@@ -24,6 +29,8 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "kernels/attention.h"
@@ -215,7 +222,10 @@ TEST(AttentionKernelTest, RefMatchesNaive) {
 // Runs `p` on the GPU and checks rows `check_rows` (packed row indices; empty = all) against
 // AttentionRef. When `probe` is set, the caller prepared Q/K/V to make every row's softmax
 // collapse onto one key.
-void RunGpuCase(const Problem& p, std::vector<int64_t> check_rows, const std::string& what) {
+// With `variant`, that kernel is forced (LaunchAttentionVariant); otherwise LaunchAttention
+// chooses.
+void RunGpuCase(const Problem& p, std::vector<int64_t> check_rows, const std::string& what,
+                std::optional<AttentionVariant> variant = std::nullopt) {
   using sieve::testing::DeviceMemory;
   const DType dt = p.dtype;
   const size_t elem = DTypeSize(dt);
@@ -247,7 +257,12 @@ void RunGpuCase(const Problem& p, std::vector<int64_t> check_rows, const std::st
   ASSERT_TRUE(AttentionCanImplement(a)) << what;
   const size_t ws_bytes = AttentionWorkspaceBytes(a);
   DeviceMemory d_ws(std::max<size_t>(ws_bytes, 1));
-  ASSERT_EQ(LaunchAttention(a, d_ws.get(), ws_bytes, nullptr), cudaSuccess) << what;
+  if (variant) {
+    ASSERT_EQ(LaunchAttentionVariant(a, *variant, d_ws.get(), ws_bytes, nullptr), cudaSuccess)
+        << what << " (" << AttentionVariantName(*variant) << ")";
+  } else {
+    ASSERT_EQ(LaunchAttention(a, d_ws.get(), ws_bytes, nullptr), cudaSuccess) << what;
+  }
   ASSERT_TRUE(sieve::testing::DeviceSync()) << what;
   const auto got_all =
       FromBytes(d_out.ToVector<uint8_t>(out_elems * elem), dt, static_cast<size_t>(out_elems));
@@ -361,21 +376,91 @@ TEST(AttentionKernelTest, GpuPrefillMatchesRef) {
   struct Heads {
     int hq, hkv, d;
   };
-  for (Heads h : {Heads{32, 8, 128}, Heads{16, 4, 64}}) {
-    const std::string tag = " d=" + std::to_string(h.d);
-    RunGpuCase(
-        Make(h.hq, h.hkv, h.d, {1, 7, 64, 65, 128, 129, 733}, {1, 7, 64, 65, 128, 129, 733}, true),
-        {}, "packed chunks" + tag);
-    {
-      const Problem p = Make(h.hq, h.hkv, h.d, {8192}, {8192}, true);
-      RunGpuCase(p, SampleRows(8192, 5), "one 8192 chunk" + tag);
+  // The automatic choice (the sm_90a variant for head_dim 128 on an H100) and variant 1 forced.
+  for (std::optional<AttentionVariant> v :
+       {std::optional<AttentionVariant>{}, std::optional{AttentionVariant::kPrefill}}) {
+    for (Heads h : {Heads{32, 8, 128}, Heads{16, 4, 64}}) {
+      const std::string tag = " d=" + std::to_string(h.d) + (v ? " (variant 1)" : "");
+      RunGpuCase(Make(h.hq, h.hkv, h.d, {1, 7, 64, 65, 128, 129, 733},
+                      {1, 7, 64, 65, 128, 129, 733}, true),
+                 {}, "packed chunks" + tag, v);
+      {
+        const Problem p = Make(h.hq, h.hkv, h.d, {8192}, {8192}, true);
+        RunGpuCase(p, SampleRows(8192, 5), "one 8192 chunk" + tag, v);
+      }
+      RunGpuCase(Make(h.hq, h.hkv, h.d, {33}, {5033}, false), {}, "query prefill" + tag, v);
+      RunGpuCase(Make(h.hq, h.hkv, h.d, {733, 100}, {733, 5000}, false, 100), {},
+                 "window 100" + tag, v);
+      RunGpuCase(Make(h.hq, h.hkv, h.d, {200}, {200}, true, 64), {}, "window 64" + tag, v);
+      RunGpuCase(Make(h.hq, h.hkv, h.d, {80}, {20}, false), {}, "nq > kv_len" + tag, v);
+      RunGpuCase(Make(h.hq, h.hkv, h.d, {150, 70}, {150, 900}, false, 0, DType::kBF16, 1), {},
+                 "misaligned K/V" + tag, v);
     }
-    RunGpuCase(Make(h.hq, h.hkv, h.d, {33}, {5033}, false), {}, "query prefill" + tag);
-    RunGpuCase(Make(h.hq, h.hkv, h.d, {733, 100}, {733, 5000}, false, 100), {}, "window 100" + tag);
-    RunGpuCase(Make(h.hq, h.hkv, h.d, {200}, {200}, true, 64), {}, "window 64" + tag);
-    RunGpuCase(Make(h.hq, h.hkv, h.d, {80}, {20}, false), {}, "nq > kv_len" + tag);
-    RunGpuCase(Make(h.hq, h.hkv, h.d, {150, 70}, {150, 900}, false, 0, DType::kBF16, 1), {},
-               "misaligned K/V" + tag);
+  }
+#endif
+}
+
+// Rows `rows` of every sequence of `p` (packed indices), where they exist: the first and last
+// rows and both sides of each 128-row tile edge near the start and end of the sequence.
+std::vector<int64_t> EdgeRows(const Problem& p) {
+  std::vector<int64_t> rows;
+  for (int b = 0; b < p.num_seqs(); ++b) {
+    const int nq = p.nq[b];
+    for (int r : {0, 1, 63, 64, 127, 128, 129, 255, 256, nq / 2, nq - 129, nq - 128, nq - 65,
+                  nq - 64, nq - 2, nq - 1}) {
+      if (r >= 0 && r < nq) rows.push_back(p.q_starts[b] + r);
+    }
+  }
+  for (int32_t r : sieve::testing::RandomInts(64, 11, 0, static_cast<int32_t>(p.total_q() - 1))) {
+    rows.push_back(r);
+  }
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  return rows;
+}
+
+// The Hopper wgmma prefill (kernels/attention_sm90.cu), forced, on awkward shapes: lengths that
+// are not tile multiples, several packed sequences (some empty), GQA group 4 and 1, query
+// prefill over a longer cache, a window, rows with no visible key, misaligned K/V. Skipped
+// where the variant cannot run (not compute capability 9.0 or no sm_90a code).
+TEST(AttentionKernelTest, GpuPrefillSm90MatchesRef) {
+  SIEVE_SKIP_WITHOUT_GPU();
+#if SIEVE_WITH_CUDA
+  {
+    const Problem probe = Make(32, 8, 128, {300}, {300}, false);
+    if (AttentionChooseVariant(probe.Args()) != AttentionVariant::kPrefillSm90) {
+      GTEST_SKIP() << "the sm_90a prefill variant does not run on this device";
+    }
+  }
+  const AttentionVariant v = AttentionVariant::kPrefillSm90;
+  struct Heads {
+    int hq, hkv;
+  };
+  for (Heads h : {Heads{32, 8}, Heads{8, 8}}) {
+    const std::string tag = " hq=" + std::to_string(h.hq) + " hkv=" + std::to_string(h.hkv);
+    RunGpuCase(Make(h.hq, h.hkv, 128, {1, 7, 733, 128, 129, 255, 64},
+                    {1, 7, 733, 128, 129, 255, 64}, true),
+               {}, "sm90 packed chunks" + tag, v);
+    {
+      const Problem p =
+          Make(h.hq, h.hkv, 128, {8191, 1, 3001, 0, 8000}, {8191, 1, 3001, 0, 8000}, true);
+      RunGpuCase(p, EdgeRows(p), "sm90 packed 8191/1/3001/0/8000" + tag, v);
+    }
+    RunGpuCase(Make(h.hq, h.hkv, 128, {33, 300, 1, 129}, {5033, 8000, 4097, 130}, false), {},
+               "sm90 query prefill (q < kv)" + tag, v);
+    RunGpuCase(Make(h.hq, h.hkv, 128, {0, 200, 0}, {0, 200, 5}, false), {},
+               "sm90 empty sequences" + tag, v);
+  }
+  RunGpuCase(Make(32, 8, 128, {733, 100}, {733, 5000}, false, 100), {}, "sm90 window 100", v);
+  RunGpuCase(Make(32, 8, 128, {300}, {300}, true, 64), {}, "sm90 window 64", v);
+  RunGpuCase(Make(32, 8, 128, {80, 300}, {20, 0}, false), {}, "sm90 nq > kv_len", v);
+  RunGpuCase(Make(32, 8, 128, {150, 70}, {150, 900}, false, 0, DType::kBF16, 1), {},
+             "sm90 misaligned K/V", v);
+  {
+    // One long chunk with a peaky softmax (q ~ N(0, 8)): large running-max corrections.
+    Problem p = Make(32, 8, 128, {4100}, {4100}, true);
+    for (float& x : p.q) x *= 2.5f;
+    RunGpuCase(p, EdgeRows(p), "sm90 peaky 4100", v);
   }
 #endif
 }
@@ -439,6 +524,9 @@ TEST(AttentionKernelTest, GpuBoundaryProbe) {
                                    " window=" + std::to_string(window) +
                                    (descending ? " lower edge" : " upper edge");
           RunGpuCase(p, {}, what);
+          if (h.d == 128 && AttentionChooseVariant(p.Args()) == AttentionVariant::kPrefillSm90) {
+            RunGpuCase(p, {}, what + " (variant 1)", AttentionVariant::kPrefill);
+          }
         }
       }
     }

@@ -1,0 +1,614 @@
+// AttentionPrefillSm90Kernel: causal (bottom-right aligned) prefill attention on Hopper warpgroup
+// MMA (wgmma, sm_90a), for bf16 and head_dim 128. Contract: kernels/attention.h (AttentionArgs);
+// CPU reference: kernels/ref/attention_ref.cc; chosen by LaunchAttention (kernels/attention.cu)
+// on compute capability 9.0 for prefill-shaped arguments, else variant 1 there runs.
+//
+// Algorithm (one block of 3 warpgroups per (128 query rows, query head, sequence)):
+//   - Warpgroup 0 produces: it copies the block's Q tile (128 rows x 128 dims) once, then every
+//     K and V tile of 128 keys the block needs, with 16-byte cp.async into a two-stage ring in
+//     shared memory. Each copy lands directly in the layout the tensor cores read: 64-element
+//     (128-byte) column blocks, rows 128 bytes apart, the 16-byte chunks of each row permuted by
+//     XOR with (row mod 8) ("128-byte swizzle"), so a wgmma shared-memory descriptor can point at
+//     it and reads hit every bank once. Completion is signalled through mbarriers
+//     (cp.async.mbarrier.arrive.noinc: the barrier flips when all 128 producer threads' copies
+//     have landed); the consumers free a stage through a second mbarrier per stage. K and V
+//     have separate barriers, so K of tile j+1 streams in while V of tile j is still in use.
+//     Producers give registers back (setmaxnreg.dec 40) so the consumers can hold 232.
+//   - Warpgroups 1 and 2 consume, 64 query rows each. Per key tile j:
+//       S = Q K_j^T   : 8 wgmma m64n128k16, both operands from shared memory (K-major);
+//       O += P_{j-1} V_{j-1} : 8 wgmma m64n128k16, P from registers (bf16, the previous tile's
+//                        probabilities), V from shared memory read N-major (the transpose flag),
+//     both issued back to back; the warpgroup waits for S only, runs the fp32 online softmax of
+//     tile j (mask, row max over the quad, exp2 with the scale folded into one FMA, row sums)
+//     while P_{j-1} V_{j-1} still runs on the tensor cores, then waits for it, rescales O by the
+//     max correction and rounds the new probabilities to bf16 in place as the next A operand.
+//     The S accumulator layout of wgmma (per warp: 16 rows, each thread two rows and pairs of
+//     adjacent keys) is exactly the register A layout of the next wgmma, so P never touches
+//     shared memory. The two consumer warpgroups run unsynchronized, so one's softmax overlaps
+//     the other's GEMMs.
+//   - Masking: key tiles entirely above the diagonal (or left of the window) are never loaded;
+//     only tiles that cross a boundary for some row of the warpgroup pay for the mask. Rows with
+//     no visible key keep max -inf and shift by 0, so they sum to 0 and write zeros (as the
+//     reference). Rows and keys past the ends are zero-filled in shared memory, never stored.
+//   - Blocks run from the last query tile of a sequence to the first (longest first).
+// Numerics match variant 1: bf16 operands, fp32 scores / softmax / accumulators, P rounded to
+// bf16 only as the MMA operand, output rounded to bf16.
+// A sequence whose K/V base pointer is not 16-byte aligned is staged with plain loads and
+// stores by the producer (checked per block); q must be 16-byte aligned (AttentionSm90ArgsOk).
+//
+// Tested by tests/unit/kernels/attention_test.cc (GpuPrefillSm90MatchesRef and the shared
+// prefill cases); timed by tests/bench/attention_bench.cc (sieve-attention-bench).
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "kernels/attention.h"
+#include "kernels/attention_sm90.h"
+#include "kernels/cuda_util.cuh"
+
+// wgmma and setmaxnreg exist only in the architecture-specific sm_90a target.
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define SIEVE_ATTENTION_SM90A 1
+#else
+#define SIEVE_ATTENTION_SM90A 0
+#endif
+
+namespace sieve::kernels {
+namespace {
+
+constexpr int kHeadDim = 128;
+constexpr int kBlockRows = 128;  // query rows per block (64 per consumer warpgroup)
+constexpr int kKeyTile = 128;    // keys per K / V tile
+constexpr int kThreads = 384;    // producer warpgroup + 2 consumer warpgroups
+constexpr int kProducerRegs = 40;
+constexpr int kConsumerRegs = 232;
+// One tile: 128 rows x 128 dims bf16 = two 64-dim column blocks of 128 rows x 128 bytes.
+constexpr int kColBlockBytes = 128 * 128;
+constexpr int kTileBytes = 2 * kColBlockBytes;
+// Shared memory for a ring of kStages K and V tiles: Q tile, K stages, V stages, then the
+// barriers q_full, k_full[s], k_empty[s], v_full[s], v_empty[s].
+template <int kStages>
+struct Sm90Layout {
+  static constexpr int kQOffset = 0;
+  static constexpr int kKOffset = kTileBytes;
+  static constexpr int kVOffset = kKOffset + kStages * kTileBytes;
+  static constexpr int kBarOffset = kVOffset + kStages * kTileBytes;
+  static constexpr int kNumBars = 1 + 4 * kStages;
+  // + 1024: the dynamic shared-memory base is rounded up to the swizzle pattern's 1024 bytes.
+  static constexpr int kSmemBytes = kBarOffset + 8 * kNumBars + 1024;
+};
+constexpr int kConsumerWarps = 8;  // arrivals that free a stage (lane 0 of each consumer warp)
+constexpr float kLog2e = 1.4426950408889634f;
+
+#if SIEVE_ATTENTION_SM90A
+
+__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// ---- mbarrier ------------------------------------------------------------------------------
+
+__device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void MbarArrive(uint32_t bar) {
+  asm volatile("{\n .reg .b64 state;\n mbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(bar)
+               : "memory");
+}
+
+// Blocks until the barrier's phase with parity `parity` has completed.
+__device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
+  uint32_t done = 0;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+        " selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(bar), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+
+// ---- copies --------------------------------------------------------------------------------
+
+// 16 bytes global -> shared; zero-fills (reads nothing) when !valid.
+__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+
+// Arrives on `bar` once every cp.async this thread issued so far has landed (counts as one of
+// the barrier's expected arrivals).
+__device__ __forceinline__ void CpAsyncArriveNoinc(uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+
+// Orders this thread's generic-proxy view of shared memory before later async-proxy (wgmma)
+// accesses.
+__device__ __forceinline__ void FenceProxyAsync() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// ---- wgmma ---------------------------------------------------------------------------------
+
+// Shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride byte
+// offsets (all in 16-byte units).
+__device__ __forceinline__ uint64_t Desc(uint32_t addr, uint32_t lead_bytes,
+                                         uint32_t stride_bytes) {
+  return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) |
+         (static_cast<uint64_t>(lead_bytes >> 4) << 16) |
+         (static_cast<uint64_t>(stride_bytes >> 4) << 32) | (uint64_t{1} << 62);
+}
+
+__device__ __forceinline__ void WgmmaFence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void WgmmaCommit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+template <int kPending>
+__device__ __forceinline__ void WgmmaWait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
+}
+
+#define SIEVE_WG_D8(i)                                                                        \
+  "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
+      "+f"(d[i + 6]), "+f"(d[i + 7])
+#define SIEVE_WG_D64                                                                 \
+  SIEVE_WG_D8(0), SIEVE_WG_D8(8), SIEVE_WG_D8(16), SIEVE_WG_D8(24), SIEVE_WG_D8(32), \
+      SIEVE_WG_D8(40), SIEVE_WG_D8(48), SIEVE_WG_D8(56)
+#define SIEVE_WG_REGS64                                                              \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "          \
+  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+
+// d (64 x 128, fp32) {=, +=} A (64 x 16, K-major in shared memory) * B (16 x 128, K-major in
+// shared memory, i.e. 128 rows of 16 k-elements).
+__device__ __forceinline__ void WgmmaSS(float (&d)[64], uint64_t desc_a, uint64_t desc_b,
+                                        int accumulate) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %66, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SIEVE_WG_REGS64
+      ", %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : SIEVE_WG_D64
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+
+// d (64 x 128, fp32) += A (64 x 16 bf16 in registers, the m16n8k16 A-fragment layout per warp)
+// * B (16 x 128, N-major in shared memory: the transpose flag is set).
+__device__ __forceinline__ void WgmmaRS(float (&d)[64], const uint32_t (&a)[4], uint64_t desc_b) {
+  asm volatile(
+      "{\n .reg .pred p;\n setp.ne.b32 p, %69, 0;\n"
+      " wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " SIEVE_WG_REGS64
+      ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+      : SIEVE_WG_D64
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+}
+
+#undef SIEVE_WG_D8
+#undef SIEVE_WG_D64
+#undef SIEVE_WG_REGS64
+
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// ---- producer ------------------------------------------------------------------------------
+
+// Rows [row0, row0 + 128) of a [rows, 128] bf16 matrix (row stride `stride` elements) into the
+// swizzled tile at `tile`; rows outside [0, row_end) are zero-filled. Thread t (0..127) copies
+// 16-byte chunk t % 16 of rows t / 16 + 8 k, k = 0..15: its destination offset only moves by
+// 1024 bytes per k, since (row mod 8) is fixed. With `async`, cp.async (16-byte aligned rows);
+// else plain loads and stores, then a proxy fence so the tensor cores see them.
+__device__ __forceinline__ void LoadTileSwizzled(uint32_t tile, const uint16_t* gmem,
+                                                 int64_t stride, int row0, int row_end, int t,
+                                                 bool async) {
+  const int r8 = t >> 4, c = t & 15;
+  const uint32_t dst0 = tile + (c >> 3) * kColBlockBytes + r8 * 128 + (((c & 7) ^ r8) << 4);
+  const uint16_t* src0 = gmem + c * 8;
+#pragma unroll 4
+  for (int k = 0; k < 16; ++k) {
+    const int row = row0 + r8 + 8 * k;
+    const bool valid = row >= 0 && row < row_end;
+    const uint16_t* src = src0 + (valid ? static_cast<int64_t>(row) * stride : 0);
+    if (async) {
+      CpAsync16(dst0 + 1024 * k, src, valid);
+    } else {
+      uint32_t w[4] = {0, 0, 0, 0};
+      if (valid) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) w[e] = uint32_t{src[2 * e]} | (uint32_t{src[2 * e + 1]} << 16);
+      }
+      asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst0 + 1024 * k), "r"(w[0]),
+                   "r"(w[1]), "r"(w[2]), "r"(w[3])
+                   : "memory");
+    }
+  }
+}
+
+// Signals `bar` once this thread's part of the tile is in shared memory.
+__device__ __forceinline__ void TileArrive(uint32_t bar, bool async) {
+  if (async) {
+    CpAsyncArriveNoinc(bar);
+  } else {
+    FenceProxyAsync();
+    MbarArrive(bar);
+  }
+}
+
+#endif  // SIEVE_ATTENTION_SM90A
+
+// Named barriers of the consumer ping-pong (0 is __syncthreads): warpgroup c may issue its
+// GEMMs once barrier kTurnBarrier + c completes (its own 128 threads plus the other's arrive).
+constexpr int kTurnBarrier = 1;
+
+#if SIEVE_ATTENTION_SM90A
+__device__ __forceinline__ void NamedBarrierSync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+#endif
+
+// kStages: depth of the K / V ring. kPingPong: the two consumer warpgroups take turns issuing
+// their GEMMs (named barriers), so one's softmax runs while the other's GEMMs occupy the
+// tensor cores.
+template <int kStages, bool kPingPong>
+__global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const AttentionArgs a) {
+#if SIEVE_ATTENTION_SM90A
+  using L = Sm90Layout<kStages>;
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  const uint32_t smem = (SmemAddr(smem_raw) + 1023u) & ~1023u;
+  const uint32_t q_s = smem + L::kQOffset;
+  auto k_s = [&](int st) { return smem + L::kKOffset + st * kTileBytes; };
+  auto v_s = [&](int st) { return smem + L::kVOffset + st * kTileBytes; };
+  const uint32_t bars = smem + L::kBarOffset;
+  const uint32_t q_full = bars;
+  auto k_full = [&](int st) { return bars + 8 * (1 + st); };
+  auto k_empty = [&](int st) { return bars + 8 * (1 + kStages + st); };
+  auto v_full = [&](int st) { return bars + 8 * (1 + 2 * kStages + st); };
+  auto v_empty = [&](int st) { return bars + 8 * (1 + 3 * kStages + st); };
+
+  const int b = blockIdx.z;
+  const int h = blockIdx.y;
+  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBlockRows;  // heavy (late) tiles first
+  const int q_begin = a.q_starts[b];
+  const int nq = a.q_starts[b + 1] - q_begin;
+  if (q0 >= nq) return;
+  const int kv_len = a.kv_lens[b];
+  const int g = h / (a.num_q_heads / a.num_kv_heads);
+  // Row i sees keys [max(0, hi - window) or 0, hi) with hi = i + hi_offset.
+  const int hi_offset = kv_len - nq + 1;
+  const int last_row = min(q0 + kBlockRows, nq) - 1;
+  const int key_begin = a.window > 0 ? max(0, q0 + hi_offset - a.window) : 0;
+  const int key_end = max(0, last_row + hi_offset);
+  const int n_begin = (key_begin / kKeyTile) * kKeyTile;
+  const int num_tiles = key_end > n_begin ? (key_end - n_begin + kKeyTile - 1) / kKeyTile : 0;
+  uint16_t* out_base =
+      static_cast<uint16_t*>(a.out) + int64_t{q_begin} * a.out_stride + int64_t{h} * kHeadDim;
+  if (num_tiles == 0) {
+    // No row of the block sees a key: the reference writes zeros.
+    for (int idx = threadIdx.x; idx < (last_row - q0 + 1) * kHeadDim; idx += blockDim.x) {
+      const int r = idx / kHeadDim;
+      out_base[int64_t{q0 + r} * a.out_stride + (idx - r * kHeadDim)] = 0;
+    }
+    return;
+  }
+
+  if (threadIdx.x == 0) {
+    MbarInit(q_full, 128);
+    for (int st = 0; st < kStages; ++st) {
+      MbarInit(k_full(st), 128);
+      MbarInit(v_full(st), 128);
+      MbarInit(k_empty(st), kConsumerWarps);
+      MbarInit(v_empty(st), kConsumerWarps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  const int wg = threadIdx.x / 128;
+  const int t = threadIdx.x % 128;
+
+  if (wg == 0) {
+    // ---------------------------------------------------------------- producer warpgroup
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
+    const uint16_t* q_ptr =
+        static_cast<const uint16_t*>(a.q) + int64_t{q_begin} * a.q_stride + int64_t{h} * kHeadDim;
+    const uint16_t* k_ptr =
+        static_cast<const uint16_t*>(a.k_seqs[b]) + int64_t{g} * a.kv_head_stride;
+    const uint16_t* v_ptr =
+        static_cast<const uint16_t*>(a.v_seqs[b]) + int64_t{g} * a.kv_head_stride;
+    const bool kv_async =
+        ((reinterpret_cast<uintptr_t>(k_ptr) | reinterpret_cast<uintptr_t>(v_ptr)) & 15u) == 0;
+    LoadTileSwizzled(q_s, q_ptr, a.q_stride, q0, nq, t, true);
+    TileArrive(q_full, true);
+    for (int j = 0; j < num_tiles; ++j) {
+      const int st = j % kStages;
+      const int round = j / kStages;
+      const int n0 = n_begin + j * kKeyTile;
+      if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
+      LoadTileSwizzled(k_s(st), k_ptr, a.kv_token_stride, n0, key_end, t, kv_async);
+      TileArrive(k_full(st), kv_async);
+      if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
+      LoadTileSwizzled(v_s(st), v_ptr, a.kv_token_stride, n0, key_end, t, kv_async);
+      TileArrive(v_full(st), kv_async);
+    }
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    return;
+  }
+
+  // ------------------------------------------------------------------ consumer warpgroups
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
+  const int cw = wg - 1;  // rows q0 + 64 cw .. + 63
+  const int warp = t / 32;
+  const int lane = t % 32;
+  const int quad_col = lane % 4;
+  // This thread's rows (accumulator elements e = 0, 1: row0; e = 2, 3: row0 + 8).
+  const int row0 = q0 + cw * 64 + warp * 16 + lane / 4;
+  const int hi0 = row0 + hi_offset, hi1 = hi0 + 8;
+  const int lo0 = a.window > 0 ? max(0, hi0 - a.window) : 0;
+  const int lo1 = a.window > 0 ? max(0, hi1 - a.window) : 0;
+  // Warpgroup-uniform bounds: a tile needs no mask when every key in it is visible to the
+  // warpgroup's first row (smallest hi) and to its last row (largest lo).
+  const int wg_hi_first = q0 + cw * 64 + hi_offset;
+  const int wg_lo_last = a.window > 0 ? max(0, q0 + cw * 64 + 63 + hi_offset - a.window) : 0;
+  const float scale_log2 = a.scale * kLog2e;
+
+  // Descriptors. Q / K: K-major, rows 128 bytes apart, 8-row groups 1024 bytes apart; the k16
+  // step kk sits in column block kk / 4 at byte 32 (kk % 4) of the (swizzled) row.
+  // V: N-major (dims contiguous); per k16 step of keys, two 8-key groups 1024 bytes apart
+  // (stride offset) and two 64-dim column blocks kColBlockBytes apart (leading offset).
+  const uint32_t q_wg = q_s + cw * 64 * 128;
+
+  float o[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = 0.f;
+  float s[64];
+  uint32_t p[8][4];
+  float m_run0 = -INFINITY, m_run1 = -INFINITY;  // running max of raw scores
+  float l_run0 = 0.f, l_run1 = 0.f;              // this thread's partial row sums
+
+  MbarWait(q_full, 0);
+
+  // Tile j's scores were computed into s: mask, running max, exp2 in place, partial sums.
+  // Returns the correction factors for O and the sums in alpha / sum.
+  auto softmax = [&](int j, float& alpha0, float& alpha1) {
+    const int n0 = n_begin + j * kKeyTile;
+    const bool need_mask = n0 + kKeyTile > wg_hi_first || (a.window > 0 && n0 < wg_lo_last);
+    if (need_mask) {
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = n0 + 8 * i + 2 * quad_col + (e & 1);
+          const bool visible = e < 2 ? (key >= lo0 && key < hi0) : (key >= lo1 && key < hi1);
+          if (!visible) s[4 * i + e] = -INFINITY;
+        }
+      }
+    }
+    float mx0 = m_run0, mx1 = m_run1;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      mx0 = fmaxf(mx0, fmaxf(s[4 * i], s[4 * i + 1]));
+      mx1 = fmaxf(mx1, fmaxf(s[4 * i + 2], s[4 * i + 3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(cuda::kFullMask, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(cuda::kFullMask, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(cuda::kFullMask, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(cuda::kFullMask, mx1, 2));
+    // A row with no visible key so far keeps max -inf; shift by 0 so exp2 gives 0, not NaN.
+    const float shift0 = mx0 == -INFINITY ? 0.f : mx0 * scale_log2;
+    const float shift1 = mx1 == -INFINITY ? 0.f : mx1 * scale_log2;
+    alpha0 = Exp2(m_run0 * scale_log2 - shift0);
+    alpha1 = Exp2(m_run1 * scale_log2 - shift1);
+    m_run0 = mx0;
+    m_run1 = mx1;
+    float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      s[4 * i] = Exp2(fmaf(s[4 * i], scale_log2, -shift0));
+      s[4 * i + 1] = Exp2(fmaf(s[4 * i + 1], scale_log2, -shift0));
+      s[4 * i + 2] = Exp2(fmaf(s[4 * i + 2], scale_log2, -shift1));
+      s[4 * i + 3] = Exp2(fmaf(s[4 * i + 3], scale_log2, -shift1));
+      sum0 += s[4 * i] + s[4 * i + 1];
+      sum1 += s[4 * i + 2] + s[4 * i + 3];
+    }
+    l_run0 = l_run0 * alpha0 + sum0;
+    l_run1 = l_run1 * alpha1 + sum1;
+  };
+  auto rescale_and_pack = [&](float alpha0, float alpha1) {
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      o[4 * i] *= alpha0;
+      o[4 * i + 1] *= alpha0;
+      o[4 * i + 2] *= alpha1;
+      o[4 * i + 3] *= alpha1;
+    }
+    // Keys 16 kc .. 16 kc + 15 are accumulator n8 tiles 2 kc and 2 kc + 1.
+#pragma unroll
+    for (int kc = 0; kc < 8; ++kc) {
+      p[kc][0] = PackBf16(s[8 * kc], s[8 * kc + 1]);
+      p[kc][1] = PackBf16(s[8 * kc + 2], s[8 * kc + 3]);
+      p[kc][2] = PackBf16(s[8 * kc + 4], s[8 * kc + 5]);
+      p[kc][3] = PackBf16(s[8 * kc + 6], s[8 * kc + 7]);
+    }
+  };
+  auto issue_qk = [&](int st) {
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) {
+      const uint32_t off = (kk >> 2) * kColBlockBytes + (kk & 3) * 32;
+      WgmmaSS(s, Desc(q_wg + off, 16, 1024), Desc(k_s(st) + off, 16, 1024), kk > 0);
+    }
+  };
+  auto issue_pv = [&](int st) {
+#pragma unroll
+    for (int kc = 0; kc < 8; ++kc) {
+      WgmmaRS(o, p[kc], Desc(v_s(st) + kc * 2048, kColBlockBytes, 1024));
+    }
+  };
+
+  // Ping-pong: every issue step (tile 0's S, then S_j with P_{j-1} V_{j-1}, then the last
+  // P V: num_tiles + 1 steps in each warpgroup) waits for this warpgroup's turn and hands the
+  // turn over after issuing. Warpgroup 0 starts; the very last hand-over is skipped so no
+  // arrival is left pending at exit.
+  int turns_left = num_tiles + 1;
+  auto wait_turn = [&] {
+    if constexpr (kPingPong) NamedBarrierSync(kTurnBarrier + cw, 256);
+  };
+  auto pass_turn = [&] {
+    if constexpr (kPingPong) {
+      --turns_left;
+      if (cw == 0 || turns_left > 0) NamedBarrierArrive(kTurnBarrier + (cw ^ 1), 256);
+    }
+  };
+  if constexpr (kPingPong) {
+    if (cw == 1) NamedBarrierArrive(kTurnBarrier + 0, 256);
+  }
+
+  // Tile 0: S only.
+  {
+    MbarWait(k_full(0), 0);
+    FenceProxyAsync();
+    wait_turn();
+    WgmmaFence();
+    issue_qk(0);
+    WgmmaCommit();
+    pass_turn();
+    WgmmaWait<0>();
+    __syncwarp();
+    if (lane == 0) MbarArrive(k_empty(0));
+    float alpha0, alpha1;
+    softmax(0, alpha0, alpha1);
+    rescale_and_pack(alpha0, alpha1);
+  }
+  for (int j = 1; j < num_tiles; ++j) {
+    const int st = j % kStages;
+    const int pst = (j - 1) % kStages;
+    MbarWait(k_full(st), (j / kStages) & 1);
+    MbarWait(v_full(pst), ((j - 1) / kStages) & 1);
+    FenceProxyAsync();
+    wait_turn();
+    WgmmaFence();
+    issue_qk(st);
+    WgmmaCommit();
+    issue_pv(pst);
+    WgmmaCommit();
+    pass_turn();
+    WgmmaWait<1>();  // S of tile j is ready; P_{j-1} V_{j-1} may still run
+    __syncwarp();
+    if (lane == 0) MbarArrive(k_empty(st));
+    float alpha0, alpha1;
+    softmax(j, alpha0, alpha1);
+    WgmmaWait<0>();
+    __syncwarp();
+    if (lane == 0) MbarArrive(v_empty(pst));
+    rescale_and_pack(alpha0, alpha1);
+  }
+  {
+    const int pst = (num_tiles - 1) % kStages;
+    MbarWait(v_full(pst), ((num_tiles - 1) / kStages) & 1);
+    FenceProxyAsync();
+    wait_turn();
+    WgmmaFence();
+    issue_pv(pst);
+    WgmmaCommit();
+    pass_turn();
+    WgmmaWait<0>();
+  }
+
+  // Normalize and store rows below nq: thread holds dims 8 i + 2 quad_col (+1) of its 2 rows.
+  l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 1);
+  l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 2);
+  l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 1);
+  l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 2);
+  const float inv0 = l_run0 > 0.f ? 1.f / l_run0 : 0.f;
+  const float inv1 = l_run1 > 0.f ? 1.f / l_run1 : 0.f;
+  if (row0 < nq) {
+    uint16_t* row = out_base + int64_t{row0} * a.out_stride + 2 * quad_col;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      *reinterpret_cast<uint32_t*>(row + 8 * i) = PackBf16(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+    }
+  }
+  if (row0 + 8 < nq) {
+    uint16_t* row = out_base + int64_t{row0 + 8} * a.out_stride + 2 * quad_col;
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      *reinterpret_cast<uint32_t*>(row + 8 * i) =
+          PackBf16(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+    }
+  }
+#else
+  __trap();  // built without sm_90a code; AttentionSm90DeviceOk keeps this from launching
+#endif
+}
+
+bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// The instantiation LaunchAttentionSm90 runs.
+constexpr int kLaunchStages = 2;
+constexpr bool kLaunchPingPong = true;
+
+template <int kStages, bool kPingPong>
+cudaError_t LaunchSm90(const AttentionArgs& a, cudaStream_t stream) {
+  constexpr int kBytes = Sm90Layout<kStages>::kSmemBytes;
+  static_assert(kBytes <= 227 * 1024, "shared memory over the sm_90 per-block limit");
+  auto* kernel = AttentionPrefillSm90Kernel<kStages, kPingPong>;
+  const cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(cuda::CeilDiv(a.max_q_len, kBlockRows), a.num_q_heads, a.num_seqs);
+  kernel<<<grid, kThreads, kBytes, stream>>>(a);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+bool AttentionSm90ArgsOk(const AttentionArgs& a) {
+  return a.dtype == DType::kBF16 && a.head_dim == kHeadDim && a.scale > 0.f && Aligned(a.q, 16) &&
+         a.q_stride % 8 == 0 && a.kv_token_stride % 8 == 0 && a.kv_head_stride % 8 == 0 &&
+         Aligned(a.out, 4) && a.out_stride % 2 == 0 && a.num_q_heads % a.num_kv_heads == 0;
+}
+
+bool AttentionSm90DeviceOk() {
+  // Per device: 0 = not yet asked, 1 = yes, 2 = no.
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int8_t> cache[kMaxDevices] = {};
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
+  int8_t v = cache[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    int major = 0, minor = 0;
+    cudaFuncAttributes attr{};
+    const bool ok =
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
+        major == 9 && minor == 0 &&
+        cudaFuncGetAttributes(&attr, AttentionPrefillSm90Kernel<kLaunchStages, kLaunchPingPong>) ==
+            cudaSuccess &&
+        attr.binaryVersion == 90;
+    v = ok ? 1 : 2;
+    cache[dev].store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+
+cudaError_t LaunchAttentionSm90(const AttentionArgs& a, cudaStream_t stream) {
+  return LaunchSm90<kLaunchStages, kLaunchPingPong>(a, stream);
+}
+
+}  // namespace sieve::kernels
