@@ -42,6 +42,7 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <climits>
 #include <cstdint>
 
 #include "kernels/attention.h"
@@ -155,6 +156,18 @@ __device__ __forceinline__ void WgmmaWait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
 }
 
+// wgmma.wait_group 0 that stays below the code before it. ptxas schedules within a basic block
+// and lifts an operand-free wait to the top of its block (seen in the SASS: the wait for
+// P V landed before the softmax exponentials, which then no longer overlapped the GEMM). A
+// branch on a kernel argument ends the block; both sides wait, so either is correct.
+__device__ __forceinline__ void WgmmaWaitAllInNewBlock(bool opaque_true) {
+  if (opaque_true) {
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  } else {
+    asm volatile("nanosleep.u32 0;\n wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  }
+}
+
 #define SIEVE_WG_D8(i)                                                                        \
   "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
       "+f"(d[i + 6]), "+f"(d[i + 7])
@@ -188,6 +201,15 @@ __device__ __forceinline__ void WgmmaRS(float (&d)[64], const uint32_t (&a)[4], 
       ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
       : SIEVE_WG_D64
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1));
+}
+
+// An empty instruction that claims to read and rewrite all 64 values: the compiler must finish
+// computing them before it and may not read them above it. The wgmma accumulators are written
+// asynchronously (the compiler sees them change at the issue, not at the wait), and the
+// softmax must stay between the two waits: placed after a wait, this keeps reads of the
+// accumulators below it; placed before a wait, it keeps the computation of `d` above it.
+__device__ __forceinline__ void RegisterFence(float (&d)[64]) {
+  asm volatile("" : SIEVE_WG_D64::"memory");
 }
 
 #undef SIEVE_WG_D8
@@ -489,6 +511,7 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
     WgmmaCommit();
     pass_turn();
     WgmmaWait<0>();
+    RegisterFence(s);
     __syncwarp();
     if (lane == 0) MbarArrive(k_empty(0));
     float alpha0, alpha1;
@@ -509,11 +532,15 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
     WgmmaCommit();
     pass_turn();
     WgmmaWait<1>();  // S of tile j is ready; P_{j-1} V_{j-1} may still run
+    RegisterFence(s);
     __syncwarp();
     if (lane == 0) MbarArrive(k_empty(st));
     float alpha0, alpha1;
     softmax(j, alpha0, alpha1);
-    WgmmaWait<0>();
+    // The exponentials run while P_{j-1} V_{j-1} is on the tensor cores, not after it.
+    RegisterFence(s);
+    WgmmaWaitAllInNewBlock(a.window != INT_MIN);
+    RegisterFence(o);
     __syncwarp();
     if (lane == 0) MbarArrive(v_empty(pst));
     rescale_and_pack(alpha0, alpha1);
@@ -528,6 +555,7 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
     WgmmaCommit();
     pass_turn();
     WgmmaWait<0>();
+    RegisterFence(o);
   }
 
   // Normalize and store rows below nq: thread holds dims 8 i + 2 quad_col (+1) of its 2 rows.
