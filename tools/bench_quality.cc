@@ -13,10 +13,12 @@
 
 #include <boost/json.hpp>
 
+#include "comm/chunk_plan.h"
 #include "coordinator/tokenizer.h"
 #include "tools/plot.h"
 #include "worker/model_loader.h"
 #include "worker/pipeline.h"
+#include "worker/pipeline_options.h"
 
 namespace sieve::tools {
 namespace json = boost::json;
@@ -73,13 +75,20 @@ int Fail(const Status& s, int code) {
 struct Haystack {
   std::vector<int32_t> document;
   int key = 0;
+  // Sentences the needle was moved by so that no chunk boundary cuts it (0: it sits at `depth`).
+  int needle_shift = 0;
 };
 
 class HaystackMaker {
  public:
   explicit HaystackMaker(const coordinator::Tokenizer& tok) : tok_(tok) {}
 
-  StatusOr<Haystack> Make(int64_t length, double depth, uint64_t seed) {
+  // A document of about `length` tokens: filler sentences with the needle between two of them,
+  // at the sentence boundary nearest `depth`. ParallelComp's chunks are cut at fixed token counts
+  // (comm/chunk_plan.h, `chunk_tokens` per chunk), and a needle cut in two is in no chunk whole;
+  // such a needle moves to the nearest sentence boundary where it lies inside one chunk, and
+  // `needle_shift` says by how many sentences (reported with every result).
+  StatusOr<Haystack> Make(int64_t length, double depth, uint64_t seed, int64_t chunk_tokens) {
     std::mt19937_64 rng(seed);
     Haystack h;
     h.key = 10000 + static_cast<int>(rng() % 90000);
@@ -93,8 +102,34 @@ class HaystackMaker {
       sentences.push_back(ids);
       tokens += static_cast<int64_t>(ids->size());
     }
-    const size_t at =
+    const size_t wanted =
         static_cast<size_t>(std::lround(std::clamp(depth, 0.0, 1.0) * sentences.size()));
+    // offsets[i]: where the needle starts when it goes before sentence i.
+    std::vector<int64_t> offsets(sentences.size() + 1, 0);
+    for (size_t i = 0; i < sentences.size(); ++i) {
+      offsets[i + 1] = offsets[i] + static_cast<int64_t>(sentences[i]->size());
+    }
+    const int64_t needle_len = static_cast<int64_t>(needle_ids.size());
+    const std::vector<ChunkSpan> plan = PlanChunks(tokens, chunk_tokens);
+    auto whole = [&](size_t i) {
+      const int64_t begin = offsets[i], end = begin + needle_len;
+      for (const ChunkSpan& c : plan) {
+        if (begin >= c.begin && end <= c.end) return true;
+      }
+      return false;
+    };
+    size_t at = wanted;
+    for (size_t d = 0; d <= sentences.size(); ++d) {
+      if (wanted >= d && whole(wanted - d)) {
+        at = wanted - d;
+        break;
+      }
+      if (wanted + d <= sentences.size() && whole(wanted + d)) {
+        at = wanted + d;
+        break;
+      }
+    }
+    h.needle_shift = static_cast<int>(static_cast<int64_t>(at) - static_cast<int64_t>(wanted));
     for (size_t i = 0; i <= sentences.size(); ++i) {
       if (i == at) h.document.insert(h.document.end(), needle_ids.begin(), needle_ids.end());
       if (i < sentences.size())
@@ -317,17 +352,24 @@ int QualityMain(const Args& args) {
   auto query = tok->Encode(std::string(kQuery), false);
   if (!query.ok()) return Fail(query.status(), kExitInternal);
   HaystackMaker maker(*tok);
+  // The chunk size every chunked mode runs with (what the pipeline resolves 0 to).
+  const int64_t asked_chunk = chunk_in->value_or(0);
+  const int64_t chunk_tokens =
+      asked_chunk > 0 ? asked_chunk : worker::DefaultChunkTokens(model->config);
+  int needles_moved = 0, haystacks = 0;
   std::map<std::tuple<std::string, int64_t, double>, std::pair<int, int>> cells;
   json::array results;
   for (int64_t length : lengths) {
     for (double depth : depths) {
       for (int s = 0; s < samples; ++s) {
         const uint64_t seed = uint64_t(length) * 1000003u + uint64_t(depth * 1000) * 101u + s;
-        auto hay = maker.Make(length, depth, seed);
+        auto hay = maker.Make(length, depth, seed, chunk_tokens);
         if (!hay.ok()) return Fail(hay.status(), kExitInternal);
+        ++haystacks;
+        needles_moved += hay->needle_shift != 0;
         for (const std::string& mode : modes) {
           auto in = InputFor(mode, model->config, hay->document, *query, max_new,
-                             static_cast<int>(chunk_in->value_or(0)));
+                             static_cast<int>(chunk_tokens));
           if (!in.ok()) return Fail(in.status(), kExitUsage);
           const auto t0 = Clock::now();
           auto res = worker::RunPipeline(*model->model, *in);
@@ -345,6 +387,7 @@ int QualityMain(const Args& args) {
               {"depth", depth},
               {"sample", s},
               {"key", hay->key},
+              {"needle_shift", hay->needle_shift},
               {"answer", text},
               {"correct", correct},
               {"seconds", secs},
@@ -379,12 +422,17 @@ int QualityMain(const Args& args) {
     std::cout << "\n";
     summary[mode] = std::move(per_length);
   }
+  std::cout << StrFormat("%d of %d needles moved off a chunk boundary (%lld-token chunks)\n",
+                         needles_moved, haystacks, static_cast<long long>(chunk_tokens));
   const std::string device = model->backend->Describe();
   if (auto out = args.Get("out")) {
     std::ofstream f(*out);
     f << json::serialize(json::object{{"model", *model_dir},
                                       {"device", device},
                                       {"samples", samples},
+                                      {"chunk_tokens", chunk_tokens},
+                                      {"haystacks", haystacks},
+                                      {"needles_moved_off_a_chunk_boundary", needles_moved},
                                       {"accuracy_percent", summary},
                                       {"results", results}})
       << "\n";
