@@ -28,7 +28,12 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 BIN=${SIEVE_BIN:-.carry/bin}
-[[ -x build-gpu/tools/sieve-bench ]] && BIN=build-gpu/tools
+if [[ -x build-gpu/tools/sieve-bench && -z ${SIEVE_BIN:-} ]]; then
+  mkdir -p /tmp/sieve-bin
+  cp build-gpu/tools/sieve-{bench,node,run} build-gpu/tests/sieve_unit_tests \
+    build-gpu/tests/sieve-{attention,gemm}-bench /tmp/sieve-bin/ 2>/dev/null
+  BIN=/tmp/sieve-bin
+fi
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
 if ! ldconfig -p | grep -q "libmpi.so.40 "; then export LD_LIBRARY_PATH=$PWD/.carry/lib-mpi:$LD_LIBRARY_PATH; fi
 export NCCL_NVLS_ENABLE=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -48,20 +53,22 @@ for phase in "$@"; do
       ;;
     build)
       # Builds the GPU binaries here from SIEVE_SRC (default: this tree; e.g. a `git archive` of
-      # one commit unpacked, so what is measured is exactly that commit) and uses them in the
-      # phases after this one.
+      # one commit unpacked, so what is measured is exactly that commit) into build-gpu/ (kept
+      # while the machine stays warm) and uses them in the phases after this one. With
+      # SIEVE_EXPORT_BINS=1 the binaries are also copied to $OUT, to carry to another machine.
       src=${SIEVE_SRC:-.}
       say "build $src (sm_90a)"
-      cmake -S "$src" -B /tmp/sieve-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      cmake -S "$src" -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release \
         -DCMAKE_CUDA_ARCHITECTURES=90a -DSIEVE_BUILD_BENCH=ON -DSIEVE_USE_OPENBLAS=OFF \
         >/tmp/sieve-build.log 2>&1 &&
-        cmake --build /tmp/sieve-build -j "$(nproc)" --target sieve-bench sieve-node sieve-run \
-          sieve-client sieve_unit_tests sieve-attention-bench sieve-gemm-bench >>/tmp/sieve-build.log 2>&1
+        cmake --build build-gpu -j "$(nproc)" --target sieve-bench sieve-node sieve-run \
+          sieve_unit_tests sieve-attention-bench sieve-gemm-bench >>/tmp/sieve-build.log 2>&1
       if [[ $? -ne 0 ]]; then say "build FAILED"; grep -E "error|FAILED" -A3 /tmp/sieve-build.log | head -40; exit 1; fi
       mkdir -p /tmp/sieve-bin
-      cp /tmp/sieve-build/tools/sieve-{bench,node,run,client} /tmp/sieve-build/tests/sieve_unit_tests \
-        /tmp/sieve-build/tests/sieve-{attention,gemm}-bench /tmp/sieve-bin/
+      cp build-gpu/tools/sieve-{bench,node,run} build-gpu/tests/sieve_unit_tests \
+        build-gpu/tests/sieve-{attention,gemm}-bench /tmp/sieve-bin/
       BIN=/tmp/sieve-bin
+      if [[ ${SIEVE_EXPORT_BINS:-0} == 1 ]]; then cp /tmp/sieve-bin/* "$OUT/"; strip "$OUT"/sieve* 2>/dev/null; fi
       say "built in $SECONDS s"
       ;;
     unit)
