@@ -13,7 +13,9 @@
 //     (cp.async.mbarrier.arrive.noinc: the barrier flips when all 128 producer threads' copies
 //     have landed); the consumers free a stage through a second mbarrier per stage. K and V
 //     have separate barriers, so K of tile j+1 streams in while V of tile j is still in use.
-//     Producers give registers back (setmaxnreg.dec 40) so the consumers can hold 232.
+//     Producers give registers back (setmaxnreg.dec 40, consumers .inc 232); ptxas still
+//     allocates every path within the 168 registers of the launch bound (a wider reduction
+//     tree spilled), so the consumer code is written to fit 168 (S 64 + O 64 + P 32 + scalars).
 //   - Warpgroups 1 and 2 consume, 64 query rows each. Per key tile j:
 //       S = Q K_j^T   : 8 wgmma m64n128k16, both operands from shared memory (K-major);
 //       O += P_{j-1} V_{j-1} : 8 wgmma m64n128k16, P from registers (bf16, the previous tile's
@@ -24,8 +26,10 @@
 //     max correction and rounds the new probabilities to bf16 in place as the next A operand.
 //     The S accumulator layout of wgmma (per warp: 16 rows, each thread two rows and pairs of
 //     adjacent keys) is exactly the register A layout of the next wgmma, so P never touches
-//     shared memory. The two consumer warpgroups run unsynchronized, so one's softmax overlaps
-//     the other's GEMMs.
+//     shared memory. The two consumer warpgroups take turns issuing (named barriers: kPingPong),
+//     so one's softmax overlaps the other's GEMMs; letting them run free measured the same.
+//     ptxas lifts an operand-free wgmma wait to the top of its basic block, which put the wait
+//     for P V above the exponentials: register fences plus a branch keep it below them.
 //   - Masking: key tiles entirely above the diagonal (or left of the window) are never loaded;
 //     only tiles that cross a boundary for some row of the warpgroup pay for the mask. Rows with
 //     no visible key keep max -inf and shift by 0, so they sum to 0 and write zeros (as the
@@ -35,6 +39,16 @@
 // bf16 only as the MMA operand, output rounded to bf16.
 // A sequence whose K/V base pointer is not 16-byte aligned is staged with plain loads and
 // stores by the producer (checked per block); q must be 16-byte aligned (AttentionSm90ArgsOk).
+//
+// Measured on an H100 SXM (sieve-attention-bench, median, 16 x 8192 / 4 x 8192 causal): variant 1
+// 236 / 229 TFLOP/s, this kernel 437 / 435. Timing diagnostics (kLab switches, wrong results):
+// without the K/V copies after the first ring fill 573 / 602, without the softmax 482 / 474,
+// without both 756 / 765. So the cp.async K/V path (~3.5 TB/s of L2 -> shared memory traffic
+// at this speed) costs the most, then the softmax; next steps: K/V by TMA (tensor maps per
+// sequence, e.g. written on the device with tensormap.replace) and multicast to a cluster of
+// blocks sharing a KV head, then an exp2 split between MUFU and FMA polynomials. A persistent
+// grid (static item striding) measured slower (418 / 437): it loses the L2 locality of the
+// hardware's in-order block dispatch. Ring depth 3 measured no faster than 2.
 //
 // Tested by tests/unit/kernels/attention_test.cc (GpuPrefillSm90MatchesRef and the shared
 // prefill cases); timed by tests/bench/attention_bench.cc (sieve-attention-bench).
@@ -115,11 +129,19 @@ __device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
 
 // ---- copies --------------------------------------------------------------------------------
 
-// 16 bytes global -> shared; zero-fills (reads nothing) when !valid.
+// 16 bytes global -> shared; zero-fills (reads nothing) when !valid. kL2Hint: an L2 miss
+// fetches the whole aligned 256 bytes (one K/V row of a head) from device memory at once.
+template <bool kL2Hint>
 __device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 16 : 0)
-               : "memory");
+  if constexpr (kL2Hint) {
+    asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+  } else {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+  }
 }
 
 // Arrives on `bar` once every cp.async this thread issued so far has landed (counts as one of
@@ -234,6 +256,7 @@ __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
 // 16-byte chunk t % 16 of rows t / 16 + 8 k, k = 0..15: its destination offset only moves by
 // 1024 bytes per k, since (row mod 8) is fixed. With `async`, cp.async (16-byte aligned rows);
 // else plain loads and stores, then a proxy fence so the tensor cores see them.
+template <bool kL2Hint>
 __device__ __forceinline__ void LoadTileSwizzled(uint32_t tile, const uint16_t* gmem,
                                                  int64_t stride, int row0, int row_end, int t,
                                                  bool async) {
@@ -246,7 +269,7 @@ __device__ __forceinline__ void LoadTileSwizzled(uint32_t tile, const uint16_t* 
     const bool valid = row >= 0 && row < row_end;
     const uint16_t* src = src0 + (valid ? static_cast<int64_t>(row) * stride : 0);
     if (async) {
-      CpAsync16(dst0 + 1024 * k, src, valid);
+      CpAsync16<kL2Hint>(dst0 + 1024 * k, src, valid);
     } else {
       uint32_t w[4] = {0, 0, 0, 0};
       if (valid) {
@@ -285,10 +308,17 @@ __device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
 }
 #endif
 
+// Lab switches (kLab bits; LaunchAttentionSm90 runs kLab = 0), for timing alternatives:
+constexpr int kLabSkipKvLoads = 1;  // diagnostic only, wrong results: after the ring's first
+                                    // fill, K/V stages are signalled without being copied
+constexpr int kLabNoL2Hint = 2;     // plain cp.async (no 256-byte L2 fetch hint)
+constexpr int kLabChainReduce = 4;  // row max / sum as sequential chains, not trees
+constexpr int kLabSkipSoftmax = 8;  // diagnostic only, wrong results: P = S, no softmax
+
 // kStages: depth of the K / V ring. kPingPong: the two consumer warpgroups take turns issuing
 // their GEMMs (named barriers), so one's softmax runs while the other's GEMMs occupy the
-// tensor cores.
-template <int kStages, bool kPingPong>
+// tensor cores. kLab: the switches above.
+template <int kStages, bool kPingPong, int kLab = 0>
 __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const AttentionArgs a) {
 #if SIEVE_ATTENTION_SM90A
   using L = Sm90Layout<kStages>;
@@ -356,230 +386,274 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
         static_cast<const uint16_t*>(a.v_seqs[b]) + int64_t{g} * a.kv_head_stride;
     const bool kv_async =
         ((reinterpret_cast<uintptr_t>(k_ptr) | reinterpret_cast<uintptr_t>(v_ptr)) & 15u) == 0;
-    LoadTileSwizzled(q_s, q_ptr, a.q_stride, q0, nq, t, true);
+    constexpr bool kHint = (kLab & kLabNoL2Hint) == 0;
+    LoadTileSwizzled<kHint>(q_s, q_ptr, a.q_stride, q0, nq, t, true);
     TileArrive(q_full, true);
     for (int j = 0; j < num_tiles; ++j) {
       const int st = j % kStages;
       const int round = j / kStages;
       const int n0 = n_begin + j * kKeyTile;
       if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
-      LoadTileSwizzled(k_s(st), k_ptr, a.kv_token_stride, n0, key_end, t, kv_async);
+      const bool copy = (kLab & kLabSkipKvLoads) == 0 || round == 0;
+      if (copy)
+        LoadTileSwizzled<kHint>(k_s(st), k_ptr, a.kv_token_stride, n0, key_end, t, kv_async);
       TileArrive(k_full(st), kv_async);
       if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
-      LoadTileSwizzled(v_s(st), v_ptr, a.kv_token_stride, n0, key_end, t, kv_async);
+      if (copy)
+        LoadTileSwizzled<kHint>(v_s(st), v_ptr, a.kv_token_stride, n0, key_end, t, kv_async);
       TileArrive(v_full(st), kv_async);
     }
     asm volatile("cp.async.wait_all;\n" ::: "memory");
-    return;
-  }
+  } else {
+    // ------------------------------------------------------------------ consumer warpgroups
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
+    const int cw = wg - 1;  // rows q0 + 64 cw .. + 63
+    const int warp = t / 32;
+    const int lane = t % 32;
+    const int quad_col = lane % 4;
+    // This thread's rows (accumulator elements e = 0, 1: row0; e = 2, 3: row0 + 8).
+    const int row0 = q0 + cw * 64 + warp * 16 + lane / 4;
+    const int hi0 = row0 + hi_offset, hi1 = hi0 + 8;
+    const int lo0 = a.window > 0 ? max(0, hi0 - a.window) : 0;
+    const int lo1 = a.window > 0 ? max(0, hi1 - a.window) : 0;
+    // Warpgroup-uniform bounds: a tile needs no mask when every key in it is visible to the
+    // warpgroup's first row (smallest hi) and to its last row (largest lo).
+    const int wg_hi_first = q0 + cw * 64 + hi_offset;
+    const int wg_lo_last = a.window > 0 ? max(0, q0 + cw * 64 + 63 + hi_offset - a.window) : 0;
+    const float scale_log2 = a.scale * kLog2e;
 
-  // ------------------------------------------------------------------ consumer warpgroups
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
-  const int cw = wg - 1;  // rows q0 + 64 cw .. + 63
-  const int warp = t / 32;
-  const int lane = t % 32;
-  const int quad_col = lane % 4;
-  // This thread's rows (accumulator elements e = 0, 1: row0; e = 2, 3: row0 + 8).
-  const int row0 = q0 + cw * 64 + warp * 16 + lane / 4;
-  const int hi0 = row0 + hi_offset, hi1 = hi0 + 8;
-  const int lo0 = a.window > 0 ? max(0, hi0 - a.window) : 0;
-  const int lo1 = a.window > 0 ? max(0, hi1 - a.window) : 0;
-  // Warpgroup-uniform bounds: a tile needs no mask when every key in it is visible to the
-  // warpgroup's first row (smallest hi) and to its last row (largest lo).
-  const int wg_hi_first = q0 + cw * 64 + hi_offset;
-  const int wg_lo_last = a.window > 0 ? max(0, q0 + cw * 64 + 63 + hi_offset - a.window) : 0;
-  const float scale_log2 = a.scale * kLog2e;
+    // Descriptors. Q / K: K-major, rows 128 bytes apart, 8-row groups 1024 bytes apart; the k16
+    // step kk sits in column block kk / 4 at byte 32 (kk % 4) of the (swizzled) row.
+    // V: N-major (dims contiguous); per k16 step of keys, two 8-key groups 1024 bytes apart
+    // (stride offset) and two 64-dim column blocks kColBlockBytes apart (leading offset).
+    const uint32_t q_wg = q_s + cw * 64 * 128;
 
-  // Descriptors. Q / K: K-major, rows 128 bytes apart, 8-row groups 1024 bytes apart; the k16
-  // step kk sits in column block kk / 4 at byte 32 (kk % 4) of the (swizzled) row.
-  // V: N-major (dims contiguous); per k16 step of keys, two 8-key groups 1024 bytes apart
-  // (stride offset) and two 64-dim column blocks kColBlockBytes apart (leading offset).
-  const uint32_t q_wg = q_s + cw * 64 * 128;
-
-  float o[64];
+    float o[64];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.f;
-  float s[64];
-  uint32_t p[8][4];
-  float m_run0 = -INFINITY, m_run1 = -INFINITY;  // running max of raw scores
-  float l_run0 = 0.f, l_run1 = 0.f;              // this thread's partial row sums
+    for (int i = 0; i < 64; ++i) o[i] = 0.f;
+    float s[64];
+    uint32_t p[8][4];
+    float m_run0 = -INFINITY, m_run1 = -INFINITY;  // running max of raw scores
+    float l_run0 = 0.f, l_run1 = 0.f;              // this thread's partial row sums
 
-  MbarWait(q_full, 0);
+    MbarWait(q_full, 0);
 
-  // Tile j's scores were computed into s: mask, running max, exp2 in place, partial sums.
-  // Returns the correction factors for O and the sums in alpha / sum.
-  auto softmax = [&](int j, float& alpha0, float& alpha1) {
-    const int n0 = n_begin + j * kKeyTile;
-    const bool need_mask = n0 + kKeyTile > wg_hi_first || (a.window > 0 && n0 < wg_lo_last);
-    if (need_mask) {
+    // Tile j's scores were computed into s: mask, running max, exp2 in place, partial sums.
+    // Returns the correction factors for O and the sums in alpha / sum.
+    auto softmax = [&](int j, float& alpha0, float& alpha1) {
+      if constexpr ((kLab & kLabSkipSoftmax) != 0) {
+        alpha0 = alpha1 = 1.f;
+        return;
+      }
+      const int n0 = n_begin + j * kKeyTile;
+      const bool need_mask = n0 + kKeyTile > wg_hi_first || (a.window > 0 && n0 < wg_lo_last);
+      if (need_mask) {
 #pragma unroll
-      for (int i = 0; i < 16; ++i) {
+        for (int i = 0; i < 16; ++i) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = n0 + 8 * i + 2 * quad_col + (e & 1);
-          const bool visible = e < 2 ? (key >= lo0 && key < hi0) : (key >= lo1 && key < hi1);
-          if (!visible) s[4 * i + e] = -INFINITY;
+          for (int e = 0; e < 4; ++e) {
+            const int key = n0 + 8 * i + 2 * quad_col + (e & 1);
+            const bool visible = e < 2 ? (key >= lo0 && key < hi0) : (key >= lo1 && key < hi1);
+            if (!visible) s[4 * i + e] = -INFINITY;
+          }
         }
       }
-    }
-    float mx0 = m_run0, mx1 = m_run1;
+      float mx0 = m_run0, mx1 = m_run1;
+      if constexpr ((kLab & kLabChainReduce) != 0) {
 #pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      mx0 = fmaxf(mx0, fmaxf(s[4 * i], s[4 * i + 1]));
-      mx1 = fmaxf(mx1, fmaxf(s[4 * i + 2], s[4 * i + 3]));
-    }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(cuda::kFullMask, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(cuda::kFullMask, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(cuda::kFullMask, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(cuda::kFullMask, mx1, 2));
-    // A row with no visible key so far keeps max -inf; shift by 0 so exp2 gives 0, not NaN.
-    const float shift0 = mx0 == -INFINITY ? 0.f : mx0 * scale_log2;
-    const float shift1 = mx1 == -INFINITY ? 0.f : mx1 * scale_log2;
-    alpha0 = Exp2(m_run0 * scale_log2 - shift0);
-    alpha1 = Exp2(m_run1 * scale_log2 - shift1);
-    m_run0 = mx0;
-    m_run1 = mx1;
-    float sum0 = 0.f, sum1 = 0.f;
+        for (int i = 0; i < 16; ++i) {
+          mx0 = fmaxf(mx0, fmaxf(s[4 * i], s[4 * i + 1]));
+          mx1 = fmaxf(mx1, fmaxf(s[4 * i + 2], s[4 * i + 3]));
+        }
+      } else {
+        // Four interleaved chains per row (depth 8 + 2 instead of 16 + 1) shorten the softmax's
+        // critical path for 6 more registers (the consumers sit at the 168-register cap).
+        float r0[4], r1[4];
 #pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      s[4 * i] = Exp2(fmaf(s[4 * i], scale_log2, -shift0));
-      s[4 * i + 1] = Exp2(fmaf(s[4 * i + 1], scale_log2, -shift0));
-      s[4 * i + 2] = Exp2(fmaf(s[4 * i + 2], scale_log2, -shift1));
-      s[4 * i + 3] = Exp2(fmaf(s[4 * i + 3], scale_log2, -shift1));
-      sum0 += s[4 * i] + s[4 * i + 1];
-      sum1 += s[4 * i + 2] + s[4 * i + 3];
-    }
-    l_run0 = l_run0 * alpha0 + sum0;
-    l_run1 = l_run1 * alpha1 + sum1;
-  };
-  auto rescale_and_pack = [&](float alpha0, float alpha1) {
+        for (int c = 0; c < 4; ++c) {
+          r0[c] = fmaxf(s[4 * c], s[4 * c + 1]);
+          r1[c] = fmaxf(s[4 * c + 2], s[4 * c + 3]);
+        }
 #pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      o[4 * i] *= alpha0;
-      o[4 * i + 1] *= alpha0;
-      o[4 * i + 2] *= alpha1;
-      o[4 * i + 3] *= alpha1;
-    }
-    // Keys 16 kc .. 16 kc + 15 are accumulator n8 tiles 2 kc and 2 kc + 1.
+        for (int i = 4; i < 16; ++i) {
+          r0[i % 4] = fmaxf(r0[i % 4], fmaxf(s[4 * i], s[4 * i + 1]));
+          r1[i % 4] = fmaxf(r1[i % 4], fmaxf(s[4 * i + 2], s[4 * i + 3]));
+        }
+        mx0 = fmaxf(mx0, fmaxf(fmaxf(r0[0], r0[1]), fmaxf(r0[2], r0[3])));
+        mx1 = fmaxf(mx1, fmaxf(fmaxf(r1[0], r1[1]), fmaxf(r1[2], r1[3])));
+      }
+      mx0 = fmaxf(mx0, __shfl_xor_sync(cuda::kFullMask, mx0, 1));
+      mx0 = fmaxf(mx0, __shfl_xor_sync(cuda::kFullMask, mx0, 2));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(cuda::kFullMask, mx1, 1));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(cuda::kFullMask, mx1, 2));
+      // A row with no visible key so far keeps max -inf; shift by 0 so exp2 gives 0, not NaN.
+      const float shift0 = mx0 == -INFINITY ? 0.f : mx0 * scale_log2;
+      const float shift1 = mx1 == -INFINITY ? 0.f : mx1 * scale_log2;
+      alpha0 = Exp2(m_run0 * scale_log2 - shift0);
+      alpha1 = Exp2(m_run1 * scale_log2 - shift1);
+      m_run0 = mx0;
+      m_run1 = mx1;
+      float sum0 = 0.f, sum1 = 0.f;
 #pragma unroll
-    for (int kc = 0; kc < 8; ++kc) {
-      p[kc][0] = PackBf16(s[8 * kc], s[8 * kc + 1]);
-      p[kc][1] = PackBf16(s[8 * kc + 2], s[8 * kc + 3]);
-      p[kc][2] = PackBf16(s[8 * kc + 4], s[8 * kc + 5]);
-      p[kc][3] = PackBf16(s[8 * kc + 6], s[8 * kc + 7]);
-    }
-  };
-  auto issue_qk = [&](int st) {
+      for (int i = 0; i < 16; ++i) {
+        s[4 * i] = Exp2(fmaf(s[4 * i], scale_log2, -shift0));
+        s[4 * i + 1] = Exp2(fmaf(s[4 * i + 1], scale_log2, -shift0));
+        s[4 * i + 2] = Exp2(fmaf(s[4 * i + 2], scale_log2, -shift1));
+        s[4 * i + 3] = Exp2(fmaf(s[4 * i + 3], scale_log2, -shift1));
+      }
+      if constexpr ((kLab & kLabChainReduce) != 0) {
 #pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
-      const uint32_t off = (kk >> 2) * kColBlockBytes + (kk & 3) * 32;
-      WgmmaSS(s, Desc(q_wg + off, 16, 1024), Desc(k_s(st) + off, 16, 1024), kk > 0);
-    }
-  };
-  auto issue_pv = [&](int st) {
+        for (int i = 0; i < 16; ++i) {
+          sum0 += s[4 * i] + s[4 * i + 1];
+          sum1 += s[4 * i + 2] + s[4 * i + 3];
+        }
+      } else {
+        float r0[4], r1[4];
 #pragma unroll
-    for (int kc = 0; kc < 8; ++kc) {
-      WgmmaRS(o, p[kc], Desc(v_s(st) + kc * 2048, kColBlockBytes, 1024));
-    }
-  };
+        for (int c = 0; c < 4; ++c) {
+          r0[c] = s[4 * c] + s[4 * c + 1];
+          r1[c] = s[4 * c + 2] + s[4 * c + 3];
+        }
+#pragma unroll
+        for (int i = 4; i < 16; ++i) {
+          r0[i % 4] += s[4 * i] + s[4 * i + 1];
+          r1[i % 4] += s[4 * i + 2] + s[4 * i + 3];
+        }
+        sum0 = (r0[0] + r0[1]) + (r0[2] + r0[3]);
+        sum1 = (r1[0] + r1[1]) + (r1[2] + r1[3]);
+      }
+      l_run0 = l_run0 * alpha0 + sum0;
+      l_run1 = l_run1 * alpha1 + sum1;
+    };
+    auto rescale_and_pack = [&](float alpha0, float alpha1) {
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+        o[4 * i] *= alpha0;
+        o[4 * i + 1] *= alpha0;
+        o[4 * i + 2] *= alpha1;
+        o[4 * i + 3] *= alpha1;
+      }
+      // Keys 16 kc .. 16 kc + 15 are accumulator n8 tiles 2 kc and 2 kc + 1.
+#pragma unroll
+      for (int kc = 0; kc < 8; ++kc) {
+        p[kc][0] = PackBf16(s[8 * kc], s[8 * kc + 1]);
+        p[kc][1] = PackBf16(s[8 * kc + 2], s[8 * kc + 3]);
+        p[kc][2] = PackBf16(s[8 * kc + 4], s[8 * kc + 5]);
+        p[kc][3] = PackBf16(s[8 * kc + 6], s[8 * kc + 7]);
+      }
+    };
+    auto issue_qk = [&](int st) {
+#pragma unroll
+      for (int kk = 0; kk < 8; ++kk) {
+        const uint32_t off = (kk >> 2) * kColBlockBytes + (kk & 3) * 32;
+        WgmmaSS(s, Desc(q_wg + off, 16, 1024), Desc(k_s(st) + off, 16, 1024), kk > 0);
+      }
+    };
+    auto issue_pv = [&](int st) {
+#pragma unroll
+      for (int kc = 0; kc < 8; ++kc) {
+        WgmmaRS(o, p[kc], Desc(v_s(st) + kc * 2048, kColBlockBytes, 1024));
+      }
+    };
 
-  // Ping-pong: every issue step (tile 0's S, then S_j with P_{j-1} V_{j-1}, then the last
-  // P V: num_tiles + 1 steps in each warpgroup) waits for this warpgroup's turn and hands the
-  // turn over after issuing. Warpgroup 0 starts; the very last hand-over is skipped so no
-  // arrival is left pending at exit.
-  int turns_left = num_tiles + 1;
-  auto wait_turn = [&] {
-    if constexpr (kPingPong) NamedBarrierSync(kTurnBarrier + cw, 256);
-  };
-  auto pass_turn = [&] {
+    // Ping-pong: every issue step (tile 0's S, then S_j with P_{j-1} V_{j-1}, then the last
+    // P V: num_tiles + 1 steps in each warpgroup) waits for this warpgroup's turn and hands the
+    // turn over after issuing. Warpgroup 0 starts; the very last hand-over is skipped so no
+    // arrival is left pending at exit.
+    int turns_left = num_tiles + 1;
+    auto wait_turn = [&] {
+      if constexpr (kPingPong) NamedBarrierSync(kTurnBarrier + cw, 256);
+    };
+    auto pass_turn = [&] {
+      if constexpr (kPingPong) {
+        --turns_left;
+        if (cw == 0 || turns_left > 0) NamedBarrierArrive(kTurnBarrier + (cw ^ 1), 256);
+      }
+    };
     if constexpr (kPingPong) {
-      --turns_left;
-      if (cw == 0 || turns_left > 0) NamedBarrierArrive(kTurnBarrier + (cw ^ 1), 256);
+      if (cw == 1) NamedBarrierArrive(kTurnBarrier + 0, 256);
     }
-  };
-  if constexpr (kPingPong) {
-    if (cw == 1) NamedBarrierArrive(kTurnBarrier + 0, 256);
-  }
 
-  // Tile 0: S only.
-  {
-    MbarWait(k_full(0), 0);
-    FenceProxyAsync();
-    wait_turn();
-    WgmmaFence();
-    issue_qk(0);
-    WgmmaCommit();
-    pass_turn();
-    WgmmaWait<0>();
-    RegisterFence(s);
-    __syncwarp();
-    if (lane == 0) MbarArrive(k_empty(0));
-    float alpha0, alpha1;
-    softmax(0, alpha0, alpha1);
-    rescale_and_pack(alpha0, alpha1);
-  }
-  for (int j = 1; j < num_tiles; ++j) {
-    const int st = j % kStages;
-    const int pst = (j - 1) % kStages;
-    MbarWait(k_full(st), (j / kStages) & 1);
-    MbarWait(v_full(pst), ((j - 1) / kStages) & 1);
-    FenceProxyAsync();
-    wait_turn();
-    WgmmaFence();
-    issue_qk(st);
-    WgmmaCommit();
-    issue_pv(pst);
-    WgmmaCommit();
-    pass_turn();
-    WgmmaWait<1>();  // S of tile j is ready; P_{j-1} V_{j-1} may still run
-    RegisterFence(s);
-    __syncwarp();
-    if (lane == 0) MbarArrive(k_empty(st));
-    float alpha0, alpha1;
-    softmax(j, alpha0, alpha1);
-    // The exponentials run while P_{j-1} V_{j-1} is on the tensor cores, not after it.
-    RegisterFence(s);
-    WgmmaWaitAllInNewBlock(a.window != INT_MIN);
-    RegisterFence(o);
-    __syncwarp();
-    if (lane == 0) MbarArrive(v_empty(pst));
-    rescale_and_pack(alpha0, alpha1);
-  }
-  {
-    const int pst = (num_tiles - 1) % kStages;
-    MbarWait(v_full(pst), ((num_tiles - 1) / kStages) & 1);
-    FenceProxyAsync();
-    wait_turn();
-    WgmmaFence();
-    issue_pv(pst);
-    WgmmaCommit();
-    pass_turn();
-    WgmmaWait<0>();
-    RegisterFence(o);
-  }
+    // Tile 0: S only.
+    {
+      MbarWait(k_full(0), 0);
+      FenceProxyAsync();
+      wait_turn();
+      WgmmaFence();
+      issue_qk(0);
+      WgmmaCommit();
+      pass_turn();
+      WgmmaWait<0>();
+      RegisterFence(s);
+      __syncwarp();
+      if (lane == 0) MbarArrive(k_empty(0));
+      float alpha0, alpha1;
+      softmax(0, alpha0, alpha1);
+      rescale_and_pack(alpha0, alpha1);
+    }
+    for (int j = 1; j < num_tiles; ++j) {
+      const int st = j % kStages;
+      const int pst = (j - 1) % kStages;
+      MbarWait(k_full(st), (j / kStages) & 1);
+      MbarWait(v_full(pst), ((j - 1) / kStages) & 1);
+      FenceProxyAsync();
+      wait_turn();
+      WgmmaFence();
+      issue_qk(st);
+      WgmmaCommit();
+      issue_pv(pst);
+      WgmmaCommit();
+      pass_turn();
+      WgmmaWait<1>();  // S of tile j is ready; P_{j-1} V_{j-1} may still run
+      RegisterFence(s);
+      __syncwarp();
+      if (lane == 0) MbarArrive(k_empty(st));
+      float alpha0, alpha1;
+      softmax(j, alpha0, alpha1);
+      // The exponentials run while P_{j-1} V_{j-1} is on the tensor cores, not after it.
+      RegisterFence(s);
+      WgmmaWaitAllInNewBlock(a.window != INT_MIN);
+      RegisterFence(o);
+      __syncwarp();
+      if (lane == 0) MbarArrive(v_empty(pst));
+      rescale_and_pack(alpha0, alpha1);
+    }
+    {
+      const int pst = (num_tiles - 1) % kStages;
+      MbarWait(v_full(pst), ((num_tiles - 1) / kStages) & 1);
+      FenceProxyAsync();
+      wait_turn();
+      WgmmaFence();
+      issue_pv(pst);
+      WgmmaCommit();
+      pass_turn();
+      WgmmaWait<0>();
+      RegisterFence(o);
+    }
 
-  // Normalize and store rows below nq: thread holds dims 8 i + 2 quad_col (+1) of its 2 rows.
-  l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 1);
-  l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 2);
-  l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 1);
-  l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 2);
-  const float inv0 = l_run0 > 0.f ? 1.f / l_run0 : 0.f;
-  const float inv1 = l_run1 > 0.f ? 1.f / l_run1 : 0.f;
-  if (row0 < nq) {
-    uint16_t* row = out_base + int64_t{row0} * a.out_stride + 2 * quad_col;
+    // Normalize and store rows below nq: thread holds dims 8 i + 2 quad_col (+1) of its 2 rows.
+    l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 1);
+    l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 2);
+    l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 1);
+    l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 2);
+    const float inv0 = l_run0 > 0.f ? 1.f / l_run0 : 0.f;
+    const float inv1 = l_run1 > 0.f ? 1.f / l_run1 : 0.f;
+    if (row0 < nq) {
+      uint16_t* row = out_base + int64_t{row0} * a.out_stride + 2 * quad_col;
 #pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      *reinterpret_cast<uint32_t*>(row + 8 * i) = PackBf16(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+      for (int i = 0; i < 16; ++i) {
+        *reinterpret_cast<uint32_t*>(row + 8 * i) = PackBf16(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+      }
     }
-  }
-  if (row0 + 8 < nq) {
-    uint16_t* row = out_base + int64_t{row0 + 8} * a.out_stride + 2 * quad_col;
+    if (row0 + 8 < nq) {
+      uint16_t* row = out_base + int64_t{row0 + 8} * a.out_stride + 2 * quad_col;
 #pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      *reinterpret_cast<uint32_t*>(row + 8 * i) =
-          PackBf16(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+      for (int i = 0; i < 16; ++i) {
+        *reinterpret_cast<uint32_t*>(row + 8 * i) =
+            PackBf16(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+      }
     }
-  }
+  }  // consumer warpgroups
 #else
   __trap();  // built without sm_90a code; AttentionSm90DeviceOk keeps this from launching
 #endif
@@ -591,11 +665,11 @@ bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p
 constexpr int kLaunchStages = 2;
 constexpr bool kLaunchPingPong = true;
 
-template <int kStages, bool kPingPong>
+template <int kStages, bool kPingPong, int kLab = 0>
 cudaError_t LaunchSm90(const AttentionArgs& a, cudaStream_t stream) {
   constexpr int kBytes = Sm90Layout<kStages>::kSmemBytes;
   static_assert(kBytes <= 227 * 1024, "shared memory over the sm_90 per-block limit");
-  auto* kernel = AttentionPrefillSm90Kernel<kStages, kPingPong>;
+  auto* kernel = AttentionPrefillSm90Kernel<kStages, kPingPong, kLab>;
   const cudaError_t err =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
   if (err != cudaSuccess) return err;
