@@ -293,7 +293,7 @@ int Decode(const Args& args) {
   if (!pre.ok()) return Fail(pre.status(), kExitInternal);
   worker::ScopeOptions off{.strategy = worker::ScopeStrategy::kOff};
   auto state =
-      worker::CacheFromFullPrefill(*loaded->model, pre->kept.front(), off, n_steps + 8, false);
+      worker::CacheFromFullPrefill(*loaded->model, pre->kept.front(), off, n_steps + 32, false);
   if (!state.ok()) return Fail(state.status(), kExitInternal);
   auto decoder = worker::Decoder::Create(*loaded->model, 1);
   if (!decoder.ok()) return Fail(decoder.status(), kExitInternal);
