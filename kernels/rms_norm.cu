@@ -4,10 +4,9 @@
 // One variant: a block per row (grid-stride over rows), fp32 math. Pass 1 adds the branch into
 // the residual, stores it (rounded to residual_dtype: the reference normalizes the stored value)
 // and accumulates the sum of squares per thread; one fixed-order block reduction gives the mean.
-// Pass 2 writes weight * (x * inv) in act_dtype from the values pass 1 kept in registers (up to
-// 8 columns per thread: rows up to 8192 wide with 1024 threads), so the residual is read once;
-// wider rows re-read the elements the same thread wrote (no hazard). Templated on the three dtypes
-// (the CUDA backend uses act bf16, residual fp32, weight bf16).
+// Pass 2 re-reads the residual elements the same thread wrote (no hazard) and writes
+// weight * (x * inv) in act_dtype. Templated on the three dtypes (the CUDA backend uses act bf16,
+// residual fp32, weight bf16).
 //
 // Tested by tests/unit/kernels/rms_norm_test.cc.
 #include <cuda_runtime.h>
@@ -20,59 +19,26 @@
 namespace sieve::kernels {
 namespace {
 
-// Columns per thread kept in registers between the two passes (the launcher sizes blocks so a
-// row fits: cols <= kCachedPerThread * blockDim.x); wider rows re-read the residual instead.
-constexpr int kCachedPerThread = 8;
-
 template <DType kAct, DType kRes, DType kW>
 __global__ void RmsNormKernel(const RmsNormArgs a) {
   __shared__ float scratch[32];
-  const bool cached = a.cols <= int64_t{kCachedPerThread} * blockDim.x;
   for (int64_t r = blockIdx.x; r < a.rows; r += gridDim.x) {
     const int64_t base = r * a.cols;
     float sum_sq = 0.f;
-    float kept[kCachedPerThread];
-    if (cached) {
-#pragma unroll
-      for (int j = 0; j < kCachedPerThread; ++j) {
-        const int64_t c = threadIdx.x + int64_t{j} * blockDim.x;
-        float v = 0.f;
-        if (c < a.cols) {
-          v = cuda::LoadElem<kRes>(a.residual, base + c);
-          if (a.input != nullptr) {
-            v = cuda::RoundTo<kRes>(v + cuda::LoadElem<kAct>(a.input, base + c));
-            cuda::StoreElem<kRes>(a.residual, base + c, v);
-          }
-        }
-        kept[j] = v;
-        sum_sq += v * v;
+    for (int64_t c = threadIdx.x; c < a.cols; c += blockDim.x) {
+      float v = cuda::LoadElem<kRes>(a.residual, base + c);
+      if (a.input != nullptr) {
+        v = cuda::RoundTo<kRes>(v + cuda::LoadElem<kAct>(a.input, base + c));
+        cuda::StoreElem<kRes>(a.residual, base + c, v);
       }
-    } else {
-      for (int64_t c = threadIdx.x; c < a.cols; c += blockDim.x) {
-        float v = cuda::LoadElem<kRes>(a.residual, base + c);
-        if (a.input != nullptr) {
-          v = cuda::RoundTo<kRes>(v + cuda::LoadElem<kAct>(a.input, base + c));
-          cuda::StoreElem<kRes>(a.residual, base + c, v);
-        }
-        sum_sq += v * v;
-      }
+      sum_sq += v * v;
     }
     const float total = cuda::BlockSum(sum_sq, scratch);
     const float inv = 1.f / sqrtf(total / static_cast<float>(a.cols) + a.eps);
-    if (cached) {
-#pragma unroll
-      for (int j = 0; j < kCachedPerThread; ++j) {
-        const int64_t c = threadIdx.x + int64_t{j} * blockDim.x;
-        if (c < a.cols) {
-          cuda::StoreElem<kAct>(a.out, base + c, cuda::LoadElem<kW>(a.weight, c) * (kept[j] * inv));
-        }
-      }
-    } else {
-      for (int64_t c = threadIdx.x; c < a.cols; c += blockDim.x) {
-        const float v = cuda::LoadElem<kRes>(a.residual, base + c);
-        const float w = cuda::LoadElem<kW>(a.weight, c);
-        cuda::StoreElem<kAct>(a.out, base + c, w * (v * inv));
-      }
+    for (int64_t c = threadIdx.x; c < a.cols; c += blockDim.x) {
+      const float v = cuda::LoadElem<kRes>(a.residual, base + c);
+      const float w = cuda::LoadElem<kW>(a.weight, c);
+      cuda::StoreElem<kAct>(a.out, base + c, w * (v * inv));
     }
   }
 }

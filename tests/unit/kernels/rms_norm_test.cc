@@ -1,7 +1,6 @@
 // RmsNorm (kernels/rms_norm.h): the CPU reference against a double-precision naive RMSNorm
 // (with and without the residual add), and LaunchRmsNorm against the reference over rows {1, 7,
-// 733, 8192} x cols {37, 64, 128, 4096} (and 10000, wider than the kernel keeps in registers, on
-// 1 and 7 rows) in the CUDA backend's dtypes (act bf16, residual fp32,
+// 733, 8192} x cols {37, 64, 128, 4096} in the CUDA backend's dtypes (act bf16, residual fp32,
 // weight bf16) and all-fp32. The residual must match exactly; the output within one bf16
 // rounding (fp32: 1e-5 relative).
 #include <gtest/gtest.h>
@@ -67,9 +66,7 @@ TEST(RmsNormKernelTest, GpuMatchesRef) {
   for (Types types : {Types{DType::kBF16, DType::kF32, DType::kBF16},
                       Types{DType::kF32, DType::kF32, DType::kF32}}) {
     for (int64_t rows : {1, 7, 733, 8192}) {
-      for (int64_t cols : {37, 64, 128, 4096, 10000}) {
-        // 10000 columns: wider than the kernel keeps in registers (the re-reading path).
-        if (cols > 4096 && rows > 7) continue;
+      for (int64_t cols : {37, 64, 128, 4096}) {
         for (bool with_input : {false, true}) {
           const int64_t n = rows * cols;
           const auto input = ToBytes(sieve::testing::RandomNormal(n, 4, 0.5f), types.act);
