@@ -460,9 +460,10 @@ class CudaBackend final : public Backend {
   }
   void Gemm(const kernels::GemmArgs& a) override {
     DeviceScope scope(device_);
-    // Decode-sized products (a few rows against a whole weight) are bound by reading the weight:
-    // the skinny kernel streams it at close to HBM bandwidth (bench/RESULTS.md, section 1).
-    if (kernels::SkinnyGemmSupported(a)) {
+    // One row against a whole weight (decoding one sequence) is bound by reading the weight: the
+    // skinny kernel streams it 3-19% faster than cuBLASLt on the H100; with 8 rows cuBLASLt is
+    // faster (sieve-gemm-bench, bench/RESULTS.md section 1), so it keeps those.
+    if (a.m == 1 && kernels::SkinnyGemmSupported(a)) {
       SIEVE_CUDA_CHECK(kernels::LaunchSkinnyGemm(a, stream_.get()));
       SIEVE_SYNC_CHECK(stream_.get());
       return;
