@@ -77,6 +77,8 @@ struct Haystack {
   int key = 0;
   // Sentences the needle was moved by so that no chunk boundary cuts it (0: it sits at `depth`).
   int needle_shift = 0;
+  int64_t needle_begin = 0;  // document token where the needle starts
+  int needle_chunk = 0;      // the chunk (of the plan Make was given) that holds it
 };
 
 class HaystackMaker {
@@ -130,6 +132,12 @@ class HaystackMaker {
       }
     }
     h.needle_shift = static_cast<int>(static_cast<int64_t>(at) - static_cast<int64_t>(wanted));
+    h.needle_begin = offsets[at];
+    for (size_t c = 0; c < plan.size(); ++c) {
+      if (h.needle_begin >= plan[c].begin && h.needle_begin < plan[c].end) {
+        h.needle_chunk = static_cast<int>(c);
+      }
+    }
     for (size_t i = 0; i <= sentences.size(); ++i) {
       if (i == at) h.document.insert(h.document.end(), needle_ids.begin(), needle_ids.end());
       if (i < sentences.size())
@@ -377,6 +385,16 @@ int QualityMain(const Args& args) {
           const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
           const std::string text = tok->Decode(res->generated_ids, true);
           const bool correct = text.find(std::to_string(hay->key)) != std::string::npos;
+          // Where the needle's chunk ranked by query NLL (1: the lowest, kept first).
+          int needle_rank = 0;
+          for (const worker::ChunkReport& c : res->chunks) {
+            if (c.index == hay->needle_chunk) {
+              needle_rank = 1;
+              for (const worker::ChunkReport& o : res->chunks) {
+                needle_rank += o.score < c.score || (o.score == c.score && o.index < c.index);
+              }
+            }
+          }
           auto& cell = cells[{mode, length, depth}];
           cell.first += correct;
           cell.second += 1;
@@ -388,6 +406,8 @@ int QualityMain(const Args& args) {
               {"sample", s},
               {"key", hay->key},
               {"needle_shift", hay->needle_shift},
+              {"needle_chunk", hay->needle_chunk},
+              {"needle_chunk_rank", needle_rank},  // 0: full attention (no chunks)
               {"answer", text},
               {"correct", correct},
               {"seconds", secs},
