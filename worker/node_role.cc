@@ -80,7 +80,11 @@ Status NodeRole::Serve(const proto::ModelInfo& info) {
     } else {
       probe = world_.Probe(comm::MpiComm::kAnySource, std::nullopt);
     }
-    while (probe) {
+    // Messages are handled until one prefill ran (a WorkOrder: the only long one); then the
+    // requests this rank decodes get their step before the next prefill, so under load a
+    // request's tokens stream while later requests are being prefilled.
+    bool prefilled = false;
+    while (probe && !prefilled) {
       const int source = probe->source;
       SIEVE_LOG_DEBUG("node message", "rank=%d from=%d tag=%s", world_.Rank(), source,
                       std::string(comm::MpiTagName(probe->tag)).c_str());
@@ -90,6 +94,7 @@ Status NodeRole::Serve(const proto::ModelInfo& info) {
           proto::WorkOrder order;
           SIEVE_RETURN_IF_ERROR(world_.Recv(&order, source, probe->tag).status());
           st = HandleWorkOrder(order);
+          prefilled = true;
           break;
         }
         case comm::MpiTag::kKeepDecision: {
@@ -129,7 +134,7 @@ Status NodeRole::Serve(const proto::ModelInfo& info) {
                                             source));
       }
       if (!st.ok()) return st;
-      probe = world_.Iprobe(comm::MpiComm::kAnySource, std::nullopt);
+      if (!prefilled) probe = world_.Iprobe(comm::MpiComm::kAnySource, std::nullopt);
     }
     SIEVE_RETURN_IF_ERROR(StartReadyRequests());
     SIEVE_RETURN_IF_ERROR(DecodeStep());

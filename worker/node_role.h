@@ -13,7 +13,9 @@
 //   kKvManifest + payload    kept chunks arriving from workers
 //   once every kept chunk is here: assemble Phi_p, query prefill, first token; then one batched
 //   decode step per loop turn for every request it holds (up to max_decode_batch), streaming
-//   kTokens to rank 0 and ending with kResponse (DecodeUpdate with the decode-side accounting)
+//   kTokens to rank 0 and ending with kResponse (DecodeUpdate with the decode-side accounting).
+//   A loop turn runs at most one WorkOrder's prefill, so on a rank that both prefills and
+//   decodes, the requests it decodes advance between the prefills of later ones.
 // Any rank:
 //   kCancel (StopRequest)    drop the request (stop string, deadline, client gone); an abort
 //                            (KeepDecision.abort) frees every buffer the request holds here,
