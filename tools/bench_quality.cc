@@ -406,6 +406,7 @@ int QualityMain(const Args& args) {
               {"sample", s},
               {"key", hay->key},
               {"needle_shift", hay->needle_shift},
+              {"needle_begin", hay->needle_begin},
               {"needle_chunk", hay->needle_chunk},
               {"needle_chunk_rank", needle_rank},  // 0: full attention (no chunks)
               {"answer", text},
