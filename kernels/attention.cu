@@ -64,6 +64,10 @@ constexpr int kDecodeMaxQv = 32;  // query vectors (group heads x rows) per deco
 // Up to 3 decode blocks fit an SM (shared memory): ~2 waves of them on 132 SMs.
 constexpr int kDecodeTargetBlocks = 792;
 constexpr int kDecodeMaxSplits = 256;
+// Keys per decode block at least: a block streams its keys through a two-stage pipeline, and
+// with fewer tiles the pipeline's fill and the merge dominate (one sequence at 24K keys ran at
+// 1.5 TB/s with 256-key splits; sieve-attention-bench compares partitions).
+constexpr int kDecodeMinSplitKeys = 512;
 constexpr int kGenericWarps = 4;
 constexpr int kGenericMaxHeadDim = 256;
 
@@ -455,7 +459,11 @@ DecodePlan MakeDecodePlan(const AttentionArgs& a) {
   const int max_by_len = cuda::CeilDiv(max_kv, kTileRows);
   const int splits =
       static_cast<int>(std::clamp<int64_t>(want, 1, std::min(max_by_len, kDecodeMaxSplits)));
-  p.split_len = cuda::CeilDiv(cuda::CeilDiv(max_kv, splits), kTileRows) * kTileRows;
+  const int fewest_keys = cuda::CeilDiv(max_kv, kDecodeMaxSplits);  // the merge's split limit
+  const int keys = a.decode_split_keys > 0
+                       ? a.decode_split_keys
+                       : std::max(cuda::CeilDiv(max_kv, splits), kDecodeMinSplitKeys);
+  p.split_len = cuda::CeilDiv(std::max(keys, fewest_keys), kTileRows) * kTileRows;
   p.num_splits = cuda::CeilDiv(max_kv, p.split_len);
   const size_t records =
       static_cast<size_t>(std::max(1, a.num_seqs)) * a.num_kv_heads * p.num_splits * p.qv_max;

@@ -47,6 +47,10 @@ struct AttentionArgs {
   float scale = 1.f;          // usually 1/sqrt(head_dim)
   int window = 0;             // sliding window (Mistral); 0 = unlimited
   DType dtype = DType::kF32;  // of q, k, v and out
+  // Split-K decode only (CUDA): keys per block, rounded up to a tile of 64. 0: chosen from the
+  // shape. For benchmarks that compare partitions; the result does not depend on it beyond
+  // floating-point summation order.
+  int decode_split_keys = 0;
 };
 
 void AttentionRef(const AttentionArgs& args);

@@ -83,6 +83,7 @@ struct Config {
   std::string name;
   std::vector<int32_t> nq, kv_len;  // per sequence
   bool decode;
+  int split_keys = 0;  // decode: AttentionArgs::decode_split_keys (0: the launcher's choice)
 };
 
 struct Result {
@@ -202,7 +203,8 @@ Result Run(const Config& c, int reps, DeviceBuffer& flush,
                   .out_stride = int64_t{kHq} * kD,
                   .scale = 1.f / std::sqrt(float(kD)),
                   .window = 0,
-                  .dtype = DType::kBF16};
+                  .dtype = DType::kBF16,
+                  .decode_split_keys = c.split_keys};
   const size_t ws_bytes = AttentionWorkspaceBytes(a);
   DeviceBuffer ws(ws_bytes);
   const AttentionVariant chosen = variant.value_or(AttentionChooseVariant(a));
@@ -268,6 +270,11 @@ int main(int argc, char** argv) {
       {"prefill causal 4x8192", std::vector<int32_t>(4, 8192), std::vector<int32_t>(4, 8192),
        false},
       {"decode 1x24576", {1}, {24576}, true},
+      // Other partitions of the same work: 256 keys per block was the choice before the floor
+      // of kDecodeMinSplitKeys (kernels/attention.cu).
+      {"decode 1x24576 keys/split 256", {1}, {24576}, true, 256},
+      {"decode 1x24576 keys/split 1024", {1}, {24576}, true, 1024},
+      {"decode 1x24576 keys/split 2048", {1}, {24576}, true, 2048},
       {"decode 16 seqs x 24576", std::vector<int32_t>(16, 1), std::vector<int32_t>(16, 24576),
        true},
   };

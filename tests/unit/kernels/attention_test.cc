@@ -17,7 +17,8 @@
 //     every sequence checked), query prefill over longer caches, empty sequences, GQA group 4
 //     and 1, windows, nq > kv_len, misaligned K/V, a peaky softmax; the prefill cases above run
 //     both through LaunchAttention's choice and with variant 1 forced;
-//   - split-K decode: one row per sequence with kv {0, 1, 63, 64, 65, 1000, 24576}, 2-3 rows per
+//   - split-K decode (also with forced keys per split: 64, 512, 3000, 24576): one row per
+//     sequence with kv {0, 1, 63, 64, 65, 1000, 24576}, 2-3 rows per
 //     sequence, a window, misaligned K/V.
 // A boundary probe makes each row's softmax collapse onto its last visible key (or first, for
 // the window's lower edge), so a mask that is off by one key changes the output completely
@@ -51,6 +52,7 @@ struct Problem {
   std::vector<int32_t> nq, kv_len;  // per sequence
   bool fused = false;               // keys are the sequences' own rows of the fused QKV buffer
   int kv_misalign = 0;              // elements added to every K/V base pointer (cache layout)
+  int decode_split_keys = 0;        // AttentionArgs::decode_split_keys
   // Built:
   std::vector<int32_t> q_starts;
   int64_t q_stride = 0, kv_token_stride = 0, kv_head_stride = 0, out_stride = 0;
@@ -118,7 +120,8 @@ struct Problem {
             .out_stride = out_stride,
             .scale = scale(),
             .window = window,
-            .dtype = dtype};
+            .dtype = dtype,
+            .decode_split_keys = decode_split_keys};
   }
 };
 
@@ -483,6 +486,13 @@ TEST(AttentionKernelTest, GpuDecodeMatchesRef) {
                "decode window" + tag);
     RunGpuCase(Make(h.hq, h.hkv, h.d, {1, 1}, {777, 5000}, false, 0, DType::kBF16, 1), {},
                "decode misaligned" + tag);
+    // Forced partitions: the default floor (512 keys), tile-sized splits up to the merge's
+    // 256-split limit, and one split for the whole cache.
+    for (int keys : {64, 512, 3000, 24576}) {
+      Problem p = Make(h.hq, h.hkv, h.d, {1, 1}, {24576, 1500}, false);
+      p.decode_split_keys = keys;
+      RunGpuCase(p, {}, "decode keys/split " + std::to_string(keys) + tag);
+    }
     // Many sequences: one split each.
     std::vector<int32_t> ones(300, 1), lens(300);
     for (int i = 0; i < 300; ++i) lens[i] = 1 + (i * 37) % 2000;
