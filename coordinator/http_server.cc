@@ -14,6 +14,7 @@
 
 #include "comm/log.h"
 #include "coordinator/openai_api.h"
+#include "coordinator/queued_writes.h"
 #include "coordinator/service_core.h"
 
 namespace sieve::coordinator {
@@ -69,7 +70,10 @@ std::string HttpOverloadReply(int max_connections) {
          body;
 }
 
-class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
+class HttpConnection : public std::enable_shared_from_this<HttpConnection>,
+                       private QueuedWrites<HttpConnection> {
+  friend class QueuedWrites<HttpConnection>;
+
  public:
   HttpConnection(tcp::socket socket, ServiceCore& core)
       : socket_(std::move(socket)),
@@ -82,7 +86,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   }
 
   ~HttpConnection() {
-    if (replies_owed_ > 0) core_.pending_replies().fetch_sub(replies_owed_);
+    SettleReplies();
     core_.CloseConnection(Protocol::kHttp);
   }
 
@@ -284,8 +288,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     request_id_ = api_.request.request_id();
     created_ = static_cast<int64_t>(std::time(nullptr));
     owes_reply_ = true;
-    ++replies_owed_;
-    core_.pending_replies().fetch_add(1);
+    OweReply();
     SIEVE_LOG_DEBUG("http request submitted", "peer=%s id=%s endpoint=%s stream=%d", peer_.c_str(),
                     request_id_.c_str(), EndpointName(endpoint_), api_.stream);
     auto sink = std::make_shared<PostingSink<HttpConnection>>(weak_from_this(),
@@ -357,12 +360,12 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     request_id_.clear();
     // The engine's reply is owed until its last bytes are written (counted down in OnWrite, or
     // by the destructor when the connection goes first).
-    if (owes_reply_ && !out_.empty()) out_.back().final = true;
+    if (owes_reply_) MarkLastFinal();
     owes_reply_ = false;
     if (close) {
       close_after_write_ = true;
       phase_ = Phase::kReplying;
-      if (!writing_) LingeringClose();
+      if (!writing()) LingeringClose();
       return;
     }
     BeginExchange();
@@ -370,33 +373,10 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     DoRead();
   }
 
-  void QueueWrite(std::string bytes) {
-    if (closed_) return;
-    out_.push_back({std::move(bytes), false});
-    if (!writing_) DoWrite();
-  }
+  void QueueWrite(std::string bytes) { QueueBytes(std::move(bytes)); }
 
-  void DoWrite() {
-    writing_ = true;
-    write_timer_.expires_after(Seconds(core_.options().write_timeout_s));
-    write_timer_.async_wait([self = shared_from_this()](error_code ec) {
-      if (!ec && self->writing_) self->Close("write timeout: the client does not read");
-    });
-    asio::async_write(socket_, asio::buffer(out_.front().bytes),
-                      [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
-  }
-
-  void OnWrite(error_code ec) {
-    writing_ = false;
-    write_timer_.cancel();
-    if (closed_) return;
-    if (ec) return Close("write failed: " + ec.message());
-    if (out_.front().final && replies_owed_ > 0) {
-      --replies_owed_;
-      core_.pending_replies().fetch_sub(1);
-    }
-    out_.pop_front();
-    if (!out_.empty()) return DoWrite();
+  // QueuedWrites: everything queued is on the wire.
+  void OnWritesDrained() {
     if (close_after_write_) LingeringClose();
   }
 
@@ -450,7 +430,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
-    out_.clear();
+    DropWrites();
   }
 
   tcp::socket socket_;
@@ -478,15 +458,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   std::chrono::steady_clock::time_point start_;
   bool stream_head_sent_ = false;
   bool chunked_ = false;
-  bool owes_reply_ = false;   // this exchange went to the engine
-  int64_t replies_owed_ = 0;  // engine replies not yet written
-  // Writing.
-  struct Outgoing {
-    std::string bytes;
-    bool final = false;  // the last bytes of an engine reply
-  };
-  std::deque<Outgoing> out_;
-  bool writing_ = false;
+  bool owes_reply_ = false;  // this exchange went to the engine
   bool close_after_write_ = false;
 };
 

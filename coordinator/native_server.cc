@@ -12,6 +12,7 @@
 #include "coordinator/api_key.h"
 #include "coordinator/native_protocol.h"
 #include "coordinator/proto_request.h"
+#include "coordinator/queued_writes.h"
 #include "coordinator/service_core.h"
 
 namespace sieve::coordinator {
@@ -41,7 +42,10 @@ std::string NativeOverloadReply(int max_connections) {
                  0, ""));
 }
 
-class NativeConnection : public std::enable_shared_from_this<NativeConnection> {
+class NativeConnection : public std::enable_shared_from_this<NativeConnection>,
+                         private QueuedWrites<NativeConnection> {
+  friend class QueuedWrites<NativeConnection>;
+
  public:
   NativeConnection(tcp::socket socket, ServiceCore& core)
       : socket_(std::move(socket)),
@@ -55,7 +59,7 @@ class NativeConnection : public std::enable_shared_from_this<NativeConnection> {
   }
 
   ~NativeConnection() {
-    if (owed_ > 0) core_.pending_replies().fetch_sub(owed_);
+    SettleReplies();
     core_.CloseConnection(Protocol::kNative);
   }
 
@@ -226,8 +230,7 @@ class NativeConnection : public std::enable_shared_from_this<NativeConnection> {
     }
     requests_[id] =
         Running{.tag = tag, .stream = request.stream(), .start = std::chrono::steady_clock::now()};
-    ++owed_;
-    core_.pending_replies().fetch_add(1);
+    OweReply();
     auto sink = std::make_shared<PostingSink<NativeConnection>>(weak_from_this(),
                                                                 socket_.get_executor(), id);
     core_.Submit(std::move(request), std::move(sink), this);
@@ -245,39 +248,16 @@ class NativeConnection : public std::enable_shared_from_this<NativeConnection> {
 
   // ---- Writing ----
 
-  void Send(const proto::ServerEvent& event, bool final) {
-    if (closed_) return;
-    out_.push_back({EncodeFrame(event), final});
-    if (!writing_) DoWrite();
-  }
+  void Send(const proto::ServerEvent& event, bool final) { QueueBytes(EncodeFrame(event), final); }
 
-  void DoWrite() {
-    writing_ = true;
-    write_timer_.expires_after(Seconds(core_.options().write_timeout_s));
-    write_timer_.async_wait([self = shared_from_this()](error_code ec) {
-      if (!ec && self->writing_) self->Close("write timeout: the client does not read");
-    });
-    asio::async_write(socket_, asio::buffer(out_.front().bytes),
-                      [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
-  }
-
-  void OnWrite(error_code ec) {
-    writing_ = false;
-    write_timer_.cancel();
-    if (closed_) return;
-    if (ec) return Close("write failed: " + ec.message());
-    if (out_.front().final && owed_ > 0) {
-      --owed_;
-      core_.pending_replies().fetch_sub(1);
-    }
-    out_.pop_front();
-    if (!out_.empty()) return DoWrite();
+  // QueuedWrites: everything queued is on the wire.
+  void OnWritesDrained() {
     if (close_after_write_) Close("closed after the last event");
   }
 
   void CloseAfterWrite() {
     close_after_write_ = true;
-    if (!writing_ && out_.empty()) Close("closed after the last event");
+    if (writes_idle()) Close("closed after the last event");
   }
 
   // ---- Timers and closing ----
@@ -326,13 +306,8 @@ class NativeConnection : public std::enable_shared_from_this<NativeConnection> {
     error_code ec;
     socket_.shutdown(tcp::socket::shutdown_both, ec);
     socket_.close(ec);
-    out_.clear();
+    DropWrites();
   }
-
-  struct Outgoing {
-    std::string bytes;
-    bool final = false;
-  };
 
   tcp::socket socket_;
   ServiceCore& core_;
@@ -342,13 +317,10 @@ class NativeConnection : public std::enable_shared_from_this<NativeConnection> {
   std::string peer_;
   std::array<char, kReadChunk> readbuf_;
   std::map<std::string, Running> requests_;
-  int64_t owed_ = 0;  // requests submitted whose final event is not yet written
   TimerMode timer_mode_ = TimerMode::kNone;
   bool reading_ = false;
   bool closed_ = false;
   bool close_after_write_ = false;
-  std::deque<Outgoing> out_;
-  bool writing_ = false;
 };
 
 void StartNativeConnection(tcp::socket socket, ServiceCore& core) {
