@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 
 #include "comm/log.h"
+#include "coordinator/beast_head.h"
 #include "coordinator/openai_api.h"
 #include "coordinator/queued_writes.h"
 #include "coordinator/service_core.h"
@@ -80,9 +81,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection>,
         core_(core),
         read_timer_(socket_.get_executor()),
         write_timer_(socket_.get_executor()) {
-    error_code ec;
-    const auto peer = socket_.remote_endpoint(ec);
-    peer_ = ec ? "?" : peer.address().to_string() + ":" + std::to_string(peer.port());
+    peer_ = PeerAddress(socket_);
   }
 
   ~HttpConnection() {
@@ -227,16 +226,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection>,
 
   void OnHead() {
     const auto& req = parser_->get();
-    HttpHead head;
-    head.method = std::string_view(req.method_string().data(), req.method_string().size());
-    head.target = std::string_view(req.target().data(), req.target().size());
-    if (auto it = req.find(http::field::authorization); it != req.end()) {
-      head.authorization = std::string_view(it->value().data(), it->value().size());
-    }
-    if (auto it = req.find("x-api-key"); it != req.end()) {
-      head.x_api_key = std::string_view(it->value().data(), it->value().size());
-    }
-    if (auto length = parser_->content_length()) head.content_length = *length;
+    const HttpHead head = HeadOf(*parser_);
     head_method_ = req.method() == http::verb::head;
     version_ = req.version();
     target_ = std::string(head.target.substr(0, std::min<size_t>(head.target.size(), 200)));

@@ -53,9 +53,7 @@ class NativeConnection : public std::enable_shared_from_this<NativeConnection>,
         read_timer_(socket_.get_executor()),
         write_timer_(socket_.get_executor()),
         decoder_(MaxFrameBytes(core.options().limits)) {
-    error_code ec;
-    const auto peer = socket_.remote_endpoint(ec);
-    peer_ = ec ? "?" : peer.address().to_string() + ":" + std::to_string(peer.port());
+    peer_ = PeerAddress(socket_);
   }
 
   ~NativeConnection() {

@@ -1,5 +1,6 @@
-// QueuedWrites: the write side that the connections of both front ends share
-// (coordinator/http_server.cc, coordinator/native_server.cc; internal to coordinator/).
+// What the connections of both front ends share (coordinator/http_server.cc,
+// coordinator/native_server.cc; internal to coordinator/): PeerAddress for their logs, and
+// QueuedWrites, their write side.
 //
 // Byte strings go out in order, one async_write at a time, each within the service's write
 // timeout; a client that stops reading is closed ("write timeout: the client does not read").
@@ -21,12 +22,20 @@
 #include <utility>
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/system/error_code.hpp>
 
 #include "coordinator/service_core.h"
 
 namespace sieve::coordinator {
+
+// "address:port" of the socket's peer, for logs ("?" once it is gone).
+inline std::string PeerAddress(const boost::asio::ip::tcp::socket& socket) {
+  boost::system::error_code ec;
+  const auto peer = socket.remote_endpoint(ec);
+  return ec ? "?" : peer.address().to_string() + ":" + std::to_string(peer.port());
+}
 
 template <typename Conn>
 class QueuedWrites {

@@ -19,6 +19,7 @@
 
 #include <boost/beast/http.hpp>
 
+#include "coordinator/beast_head.h"
 #include "coordinator/http_router.h"
 #include "coordinator/openai_api.h"
 #include "coordinator/proto_request.h"
@@ -100,17 +101,7 @@ void FuzzHttp(std::string_view bytes) {
     if (ec) return;  // the server answers 400/413/431 and closes
     if (!head_done && parser.is_header_done()) {
       head_done = true;
-      const auto& req = parser.get();
-      HttpHead head;
-      head.method = std::string_view(req.method_string().data(), req.method_string().size());
-      head.target = std::string_view(req.target().data(), req.target().size());
-      if (auto it = req.find(http::field::authorization); it != req.end()) {
-        head.authorization = std::string_view(it->value().data(), it->value().size());
-      }
-      if (auto it = req.find("x-api-key"); it != req.end()) {
-        head.x_api_key = std::string_view(it->value().data(), it->value().size());
-      }
-      if (auto length = parser.content_length()) head.content_length = *length;
+      const HttpHead head = HeadOf(parser);
       auto routed = RouteHead(head, context);
       if (std::holds_alternative<HttpReply>(routed)) return;
       endpoint = std::get<Endpoint>(routed);
