@@ -72,9 +72,7 @@ void RunGpuCase(CublasLtGemm& gemm, int64_t m, int64_t n, int64_t k, DType y_dty
                 float beta, bool sample_rows) {
   using sieve::testing::DeviceMemory;
   const int64_t ldx = k, ldy = n;
-  const auto x = ToBytes(sieve::testing::RandomNormal(m * ldx, m + n + k), DType::kBF16);
-  const auto w = ToBytes(sieve::testing::RandomNormal(n * k, n * 7 + k, 0.05f), DType::kBF16);
-  const auto y0 = ToBytes(sieve::testing::RandomNormal(m * ldy, 9), y_dtype);
+  const auto [x, w, y0] = sieve::testing::MakeGemmOperands(m, n, k, ldx, ldy, y_dtype);
   DeviceMemory d_x = DeviceMemory::From(x), d_w = DeviceMemory::From(w),
                d_y = DeviceMemory::From(y0);
   GemmArgs args{.x = d_x.get(),
@@ -119,12 +117,8 @@ void RunGpuCase(CublasLtGemm& gemm, int64_t m, int64_t n, int64_t k, DType y_dty
   ref.m = static_cast<int64_t>(rows.size());
   GemmRef(ref);
   const size_t count = rows.size() * ldy;
-  // The accumulation order differs (cuBLAS vs the reference's blocked loop): allow k * 2^-24 of
-  // the typical magnitude sqrt(k) * |x| |w| on top of the output rounding.
-  const double accum = double(k) * std::pow(2.0, -24) * std::sqrt(double(k)) * 0.05 * 4;
-  const sieve::testing::Tolerance tol = y_dtype == DType::kBF16
-                                            ? sieve::testing::Tolerance{1e-4 + accum, 1.0 / 128}
-                                            : sieve::testing::Tolerance{1e-5 + accum, 1e-5};
+  // The accumulation order differs (cuBLAS vs the reference's blocked loop).
+  const sieve::testing::Tolerance tol = sieve::testing::GemmTolerance(k, y_dtype);
   EXPECT_TRUE(AllClose(FromBytes(got_y, y_dtype, count), FromBytes(sub_y, y_dtype, count), tol,
                        "gemm m=" + std::to_string(m) + " n=" + std::to_string(n) +
                            " k=" + std::to_string(k) + " y=" + std::string(DTypeName(y_dtype))));

@@ -88,6 +88,19 @@ std::vector<float> FromBytes(std::span<const uint8_t> bytes, DType dtype, size_t
   return out;
 }
 
+GemmOperands MakeGemmOperands(int64_t m, int64_t n, int64_t k, int64_t ldx, int64_t ldy,
+                              DType y_dtype) {
+  return {.x = ToBytes(RandomNormal(m * ldx, m + n + k), DType::kBF16),
+          .w = ToBytes(RandomNormal(n * k, n * 7 + k, 0.05f), DType::kBF16),
+          .y = ToBytes(RandomNormal(m * ldy, 9), y_dtype)};
+}
+
+Tolerance GemmTolerance(int64_t k, DType y_dtype) {
+  const double accum = double(k) * std::pow(2.0, -24) * std::sqrt(double(k)) * 0.05 * 4;
+  return y_dtype == DType::kBF16 ? Tolerance{1e-4 + accum, 1.0 / 128}
+                                 : Tolerance{1e-5 + accum, 1e-5};
+}
+
 double Norm(std::span<const float> v) {
   double s = 0;
   for (float x : v) {

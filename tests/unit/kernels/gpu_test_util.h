@@ -60,6 +60,17 @@ constexpr Tolerance kExact{0.0, 0.0};
 constexpr Tolerance kBf16RoundingTol{1e-5, 1.0 / 128};
 constexpr Tolerance kF32Tol{1e-6, 1e-5};
 
+// A bf16 GEMM test case (kernels/gemm.h) with row strides ldx >= k and ldy >= n: x [m, ldx]
+// and w [n, k] (stddev 0.05) in bf16, y [m, ldy] in y_dtype, each drawn from seeds of the shape.
+struct GemmOperands {
+  std::vector<uint8_t> x, w, y;
+};
+GemmOperands MakeGemmOperands(int64_t m, int64_t n, int64_t k, int64_t ldx, int64_t ldy,
+                              DType y_dtype);
+// A GPU GEMM against GemmRef on those operands: the output rounding plus k * 2^-24 of the
+// typical magnitude sqrt(k) |x| |w| (the accumulation orders differ).
+Tolerance GemmTolerance(int64_t k, DType y_dtype);
+
 double Norm(std::span<const float> v);
 
 // Every element within tol (equal infinities match; any NaN fails), and, when require_nonzero,
