@@ -27,13 +27,15 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-BIN=${SIEVE_BIN:-.carry/bin}
-if [[ -x build-gpu/tools/sieve-bench && -z ${SIEVE_BIN:-} ]]; then
+# The binaries of build-gpu/ in one folder, as .carry/bin lays them out.
+collect_bins() {
   mkdir -p /tmp/sieve-bin
   cp build-gpu/tools/sieve-{bench,node,run} build-gpu/tests/sieve_unit_tests \
     build-gpu/tests/sieve-{attention,gemm}-bench /tmp/sieve-bin/ 2>/dev/null
   BIN=/tmp/sieve-bin
-fi
+}
+BIN=${SIEVE_BIN:-.carry/bin}
+if [[ -x build-gpu/tools/sieve-bench && -z ${SIEVE_BIN:-} ]]; then collect_bins; fi
 export LD_LIBRARY_PATH=$PWD/.carry/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
 if ! ldconfig -p | grep -q "libmpi.so.40 "; then export LD_LIBRARY_PATH=$PWD/.carry/lib-mpi:$LD_LIBRARY_PATH; fi
 export NCCL_NVLS_ENABLE=0 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -64,10 +66,7 @@ for phase in "$@"; do
         cmake --build build-gpu -j "$(nproc)" --target sieve-bench sieve-node sieve-run \
           sieve_unit_tests sieve-attention-bench sieve-gemm-bench >>/tmp/sieve-build.log 2>&1
       if [[ $? -ne 0 ]]; then say "build FAILED"; grep -E "error|FAILED" -A3 /tmp/sieve-build.log | head -40; exit 1; fi
-      mkdir -p /tmp/sieve-bin
-      cp build-gpu/tools/sieve-{bench,node,run} build-gpu/tests/sieve_unit_tests \
-        build-gpu/tests/sieve-{attention,gemm}-bench /tmp/sieve-bin/
-      BIN=/tmp/sieve-bin
+      collect_bins
       if [[ ${SIEVE_EXPORT_BINS:-0} == 1 ]]; then cp /tmp/sieve-bin/* "$OUT/"; strip "$OUT"/sieve* 2>/dev/null; fi
       say "built in $SECONDS s"
       ;;
