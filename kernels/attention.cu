@@ -22,18 +22,19 @@
 //      entirely above the diagonal (or left of the window) are never visited; only tiles that
 //      cross a boundary are masked. Blocks run from the last query tile to the first so the
 //      long causal tiles start first.
-//   2. Decode, split-K (AttentionDecodeKernel<kHeadDim, kMaxQv> + AttentionMergeKernel): same
+//   2. Decode, split-K (AttentionDecodeKernel<kHeadDim, kRows> + AttentionMergeKernel): same
 //      eligibility, chosen when group * max_q_len <= 32 (decode has one row per sequence). One
-//      block of 8 warps per (KV split, KV head, sequence) handles every query head of the KV
-//      group and every row of the sequence (up to 32 query vectors, instantiated for 4, 8 and
-//      32) against its share of the keys: K/V tiles of 64 keys stream through a two-stage
-//      cp.async pipeline into shared memory; scores, online softmax and P V run on CUDA cores in
-//      fp32 (Llama-3 decode has 4 query vectors per K/V element: meant to be bound by HBM, though
-//      ncu shows the SM at ~65% as well; tensor cores would be the next step).
-//      Each block writes its partial (max, sum, unnormalized output) to the workspace; the merge
-//      kernel combines the splits in a fixed order. The split count targets ~2 waves of 3
-//      resident blocks per SM on an H100 and is a pure function of the arguments, so
-//      AttentionWorkspaceBytes and the launch agree.
+//      block of 4 warps per (KV split, KV head, sequence) handles every query head of the KV
+//      group and every row of the sequence (up to 32 query vectors: instantiated for 8, 16 and
+//      32) against its share of the keys. No shared-memory staging and no barrier in the key
+//      loop: each warp loads 16 keys of K and V straight into registers as mma.sync fragments
+//      (the dims of the contraction and of the output are permuted so that every lane's loads
+//      are 16 contiguous bytes), runs S = Q K^T and O += P V on m16n8k16 tensor cores (bf16 in,
+//      fp32 accumulate, the query vectors padded to 16-row tiles) with an fp32 online softmax,
+//      and moves on by 64 keys. The warps' partials are combined in shared memory into one
+//      (max, sum, unnormalized output) record per query vector and split in the workspace; the
+//      merge kernel combines the splits in a fixed order. The split count is a pure function of
+//      the arguments, so AttentionWorkspaceBytes and the launch agree.
 //   3. Generic (AttentionGenericKernel<kType>): any dtype, any head_dim <= 256, any alignment
 //      (the 16-dim test model, fp32 / fp16 inputs). One warp per (query row, head): lanes take
 //      32 keys at a time for the scores, then own head dims for P V. Slow, simple, exact fp32.
@@ -59,9 +60,8 @@ constexpr float kLog2e = 1.4426950408889634f;
 
 constexpr int kTileRows = 64;  // query rows per prefill block, keys per K/V tile (both variants)
 constexpr int kTcThreads = 128;
-constexpr int kDecodeThreads = 256;
 constexpr int kDecodeMaxQv = 32;  // query vectors (group heads x rows) per decode block
-// Up to 3 decode blocks fit an SM (shared memory): ~2 waves of them on 132 SMs.
+// Decode blocks to aim for: ~2 waves of 3 resident blocks per SM on 132 SMs (an H100).
 constexpr int kDecodeTargetBlocks = 792;
 constexpr int kDecodeMaxSplits = 256;
 // Keys per decode block at least: a block streams its keys through a two-stage pipeline, and
@@ -132,8 +132,6 @@ __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-__device__ __forceinline__ float Bf16Lo(uint32_t v) { return __uint_as_float(v << 16); }
-__device__ __forceinline__ float Bf16Hi(uint32_t v) { return __uint_as_float(v & 0xffff0000u); }
 
 // ---------------------------------------------------------------------------------------------
 // Shared-memory tiles of 64 rows x kHeadDim bf16, row stride kHeadDim + 8 elements.
@@ -426,16 +424,38 @@ __global__ void __launch_bounds__(kTcThreads, 2) AttentionPrefillKernel(const At
 }
 
 // ---------------------------------------------------------------------------------------------
-// Variant 2: split-K decode.
+// Variant 2: split-K decode on tensor cores, K/V straight from global memory into registers.
+//
+// A block of kDecodeWarps warps owns (KV split, KV head, sequence). Its keys are walked in tiles
+// of 64: warp w takes keys [16 w, 16 w + 16) of each tile, so every warp streams its own keys
+// with no barrier inside the loop. Per step of 16 keys a lane issues its 16-byte K and V loads
+// together (8 KB in flight per warp), then
+//   S  = Q K^T on mma.sync m16n8k16: A = the block's query vectors (rows; kRows <= 32, zero
+//        padded to 16-row tiles), B = 8 keys of K. The dot product does not depend on the order
+//        of its dims, so lane (c = lane / 4, q = lane % 4) loads 16 contiguous bytes of its key
+//        c — dims [32 i + 8 q, 32 i + 8 q + 8) — and uses them as the B fragments of k-steps
+//        2i and 2i + 1; the Q fragments are loaded with the same dim assignment.
+//   softmax: fp32 online softmax per row, the scale folded into exp2's argument.
+//   O += P V on mma.sync: A = P (the S accumulators re-packed to bf16: FlashAttention-2's
+//        register identity), B = V for 16 keys x 8 output dims. Lane (c, q) loads dims
+//        [64 hh + 8 c, +8) of keys 2q, 2q + 1, 8 + 2q, 9 + 2q and pairs their halves with
+//        byte permutes: output tile t = 8 hh + u then holds dim 64 hh + 8 n + u in column n.
+// The warps' (max, sum, output) are combined through shared memory into one partial record per
+// query vector, which AttentionMergeKernel merges across splits.
+constexpr int kDecodeWarps = 4;
+constexpr int kDecodeStepKeys = 16;  // keys per warp step; kDecodeWarps steps make a 64-key tile
+static_assert(kDecodeWarps * kDecodeStepKeys == kTileRows, "a decode tile is one key tile");
 
-template <int kHeadDim, int kMaxQv>
-struct DecodeLayout {
-  using T = Tile<kHeadDim>;
-  static constexpr int kKvBytes = 4 * T::kElems * 2;  // two stages of (K, V), bf16
-  static constexpr int kQBytes = kMaxQv * kHeadDim * 4;
-  static constexpr int kSBytes = kMaxQv * kTileRows * 4;
-  static constexpr int kStatBytes = 3 * kMaxQv * 4;  // max, sum, rescale per query vector
-  static constexpr int kBytes = kKvBytes + kQBytes + kSBytes + kStatBytes;
+template <int kHeadDim, int kRows>
+struct DecodeShapeOf {
+  static constexpr int kMTiles = (kRows + 15) / 16;  // 16-row MMA tiles of query vectors
+  static constexpr bool kUpperRows = kRows > 8;     // rows 8..15 of a tile hold vectors
+  static constexpr int kKChunks = kHeadDim / 32;    // 16-byte K loads per key row per lane
+  static constexpr int kVHalves = kHeadDim / 64;    // 16-byte V loads per key per lane
+  static constexpr int kOTiles = kHeadDim / 8;      // 8-dim output tiles
+  // Shared memory of the block's combine: per warp, max and sum then the output per row.
+  static constexpr int kRowFloats = kHeadDim + 2;
+  static constexpr int kSmemBytes = kDecodeWarps * kMTiles * 16 * kRowFloats * 4;
 };
 
 // The split plan: a pure function of the arguments (LaunchAttention and the workspace query
@@ -473,40 +493,47 @@ DecodePlan MakeDecodePlan(const AttentionArgs& a) {
   return p;
 }
 
-template <int kHeadDim, int kMaxQv>
-__global__ void __launch_bounds__(kDecodeThreads, 3)
+// 16 bytes (8 bf16) of K or V; zeros when !valid. `aligned`: the address is 16-byte aligned
+// (checked per block), else eight 2-byte loads. Streamed: each element is read once per step.
+__device__ __forceinline__ uint4 LoadKv8(const uint16_t* p, bool valid, bool aligned) {
+  if (!valid) return make_uint4(0u, 0u, 0u, 0u);
+  if (aligned) return __ldcs(reinterpret_cast<const uint4*>(p));
+  uint32_t w[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) w[i] = uint32_t{p[2 * i]} | (uint32_t{p[2 * i + 1]} << 16);
+  return make_uint4(w[0], w[1], w[2], w[3]);
+}
+
+__device__ __forceinline__ uint32_t Word(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// Element u (0..7) of two 8-element bf16 vectors as one bf16 pair: lo from `a`, hi from `b`.
+__device__ __forceinline__ uint32_t PairOf(const uint4& a, const uint4& b, int u) {
+  return __byte_perm(Word(a, u / 2), Word(b, u / 2), (u & 1) ? 0x7632 : 0x5410);
+}
+
+template <int kHeadDim, int kRows>
+__global__ void __launch_bounds__(kDecodeWarps * 32, kRows > 16 ? 2 : 3)
     AttentionDecodeKernel(const AttentionArgs a, int split_len, int num_splits, int qv_max,
                           float* part_out, float* part_stat) {
-  using T = Tile<kHeadDim>;
-  using L = DecodeLayout<kHeadDim, kMaxQv>;
-  constexpr int kStride = T::kStride;
-  constexpr int kPairs = kHeadDim / 2;                    // dim pairs of P V
-  constexpr int kVGroups = kDecodeThreads / kPairs;       // query-vector groups of P V
-  constexpr int kAccPerThread = kMaxQv / kVGroups;        // query vectors per thread in P V
-  constexpr int kKeyGroups = kDecodeThreads / kTileRows;  // query-vector groups of Q K^T
-  constexpr int kDotsPerThread = kMaxQv / kKeyGroups;     // query vectors per thread in Q K^T
-  static_assert(kDecodeThreads % kPairs == 0 && kMaxQv % kVGroups == 0 && kMaxQv % kKeyGroups == 0,
-                "decode thread mapping");
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  uint16_t* kv_s = reinterpret_cast<uint16_t*>(smem_raw);
-  float* q_s = reinterpret_cast<float*>(smem_raw + L::kKvBytes);               // [kMaxQv][d]
-  float* s_s = reinterpret_cast<float*>(smem_raw + L::kKvBytes + L::kQBytes);  // [kMaxQv][64]
-  float* m_s = reinterpret_cast<float*>(smem_raw + L::kKvBytes + L::kQBytes + L::kSBytes);
-  float* l_s = m_s + kMaxQv;
-  float* alpha_s = l_s + kMaxQv;
-  auto k_stage = [&](int st) { return kv_s + (2 * st) * T::kElems; };
-  auto v_stage = [&](int st) { return kv_s + (2 * st + 1) * T::kElems; };
+  using S = DecodeShapeOf<kHeadDim, kRows>;
+  extern __shared__ __align__(16) float combine_s[];  // [warp][row][max, sum, out[kHeadDim]]
 
   const int split = blockIdx.x;
   const int g = blockIdx.y;
   const int b = blockIdx.z;
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int c = lane / 4;  // MMA row (query vector) / key / output column group
+  const int q = lane % 4;
   const int q_begin = a.q_starts[b];
   const int nq = a.q_starts[b + 1] - q_begin;
   if (nq <= 0) return;
   const int kv_len = a.kv_lens[b];
   const int group = a.num_q_heads / a.num_kv_heads;
   const int nqv = group * nq;  // vector v = head (v / nq), row (v % nq)
-  if (nqv > qv_max) return;    // max_q_len understated: nothing sane to compute
+  if (nqv > qv_max || nqv > kRows) return;  // max_q_len understated: nothing sane to compute
   int lo_first, hi_first, lo_last, hi_last;
   VisibleRange(0, nq, kv_len, a.window, lo_first, hi_first);
   VisibleRange(nq - 1, nq, kv_len, a.window, lo_last, hi_last);
@@ -522,161 +549,180 @@ __global__ void __launch_bounds__(kDecodeThreads, 3)
   }
   const uint16_t* k_ptr = static_cast<const uint16_t*>(a.k_seqs[b]) + int64_t{g} * a.kv_head_stride;
   const uint16_t* v_ptr = static_cast<const uint16_t*>(a.v_seqs[b]) + int64_t{g} * a.kv_head_stride;
-  const bool kv_async = Aligned16(k_ptr) && Aligned16(v_ptr);
-  const int num_tiles = (k_end - k_begin + kTileRows - 1) / kTileRows;
-  LoadTile<kHeadDim>(k_stage(0), k_ptr, a.kv_token_stride, k_begin, k_end, kv_async);
-  LoadTile<kHeadDim>(v_stage(0), v_ptr, a.kv_token_stride, k_begin, k_end, kv_async);
-  CpAsyncCommit();
+  const bool aligned = Aligned16(k_ptr) && Aligned16(v_ptr);
+  const int64_t stride = a.kv_token_stride;
 
+  // Q fragments (bf16, unscaled): rows c and c + 8 of each 16-row tile, this lane's dims.
+  uint4 q_lo[S::kMTiles][S::kKChunks], q_hi[S::kMTiles][S::kKChunks];
+  // Per row this lane holds (c and c + 8 of each tile): the running max (log2 units), its part
+  // of the running sum, and the allowed key range.
+  float m_run[S::kMTiles][2], l_run[S::kMTiles][2];
+  int lo_row[S::kMTiles][2], hi_row[S::kMTiles][2];
+#pragma unroll
+  for (int mt = 0; mt < S::kMTiles; ++mt) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int v = mt * 16 + half * 8 + c;
+      const bool row_ok = v < nqv && (half == 0 || S::kUpperRows);
+      const uint16_t* q_row =
+          static_cast<const uint16_t*>(a.q) +
+          (row_ok ? int64_t{q_begin + v % nq} * a.q_stride +
+                        int64_t{g * group + v / nq} * kHeadDim
+                  : 0);
+#pragma unroll
+      for (int i = 0; i < S::kKChunks; ++i) {
+        const uint4 x = row_ok ? *reinterpret_cast<const uint4*>(q_row + 32 * i + 8 * q)
+                               : make_uint4(0u, 0u, 0u, 0u);
+        (half == 0 ? q_lo : q_hi)[mt][i] = x;
+      }
+      m_run[mt][half] = -INFINITY;
+      l_run[mt][half] = 0.f;
+      // A row that holds no vector sees no key.
+      lo_row[mt][half] = 0;
+      hi_row[mt][half] = 0;
+      if (row_ok) VisibleRange(v % nq, nq, kv_len, a.window, lo_row[mt][half], hi_row[mt][half]);
+    }
+  }
+  float o[S::kMTiles][S::kOTiles][4];
+#pragma unroll
+  for (int mt = 0; mt < S::kMTiles; ++mt) {
+#pragma unroll
+    for (int t = 0; t < S::kOTiles; ++t) o[mt][t][0] = o[mt][t][1] = o[mt][t][2] = o[mt][t][3] = 0.f;
+  }
   const float scale_log2 = a.scale * kLog2e;
-  for (int idx = threadIdx.x; idx < kMaxQv * kHeadDim; idx += blockDim.x) {
+
+  for (int k0 = k_begin + warp * kDecodeStepKeys; k0 < k_end; k0 += kTileRows) {
+    // Every load of the step first, so that they are in flight together.
+    uint4 k_frag[2][S::kKChunks];  // [8-key tile][dim chunk]: key k0 + 8 nt + c
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      const int key = k0 + 8 * nt + c;
+      const uint16_t* row = k_ptr + (key < k_end ? key * stride : 0) + 8 * q;
+#pragma unroll
+      for (int i = 0; i < S::kKChunks; ++i) k_frag[nt][i] = LoadKv8(row + 32 * i, key < k_end, aligned);
+    }
+    uint4 v_frag[4][S::kVHalves];  // keys 2q, 2q + 1, 8 + 2q, 9 + 2q; dims 64 hh + 8 c
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int key = k0 + 2 * q + (j & 1) + 8 * (j >> 1);
+      const uint16_t* row = v_ptr + (key < k_end ? key * stride : 0) + 8 * c;
+#pragma unroll
+      for (int hh = 0; hh < S::kVHalves; ++hh) v_frag[j][hh] = LoadKv8(row + 64 * hh, key < k_end, aligned);
+    }
+
+#pragma unroll
+    for (int mt = 0; mt < S::kMTiles; ++mt) {
+      // S = Q K^T for 16 rows x 16 keys: s[nt] holds rows (c, c + 8) x keys 8 nt + 2q + {0, 1}.
+      float s[2][4];
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+        for (int i = 0; i < S::kKChunks; ++i) {
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const uint32_t qa[4] = {Word(q_lo[mt][i], 2 * h),
+                                    S::kUpperRows ? Word(q_hi[mt][i], 2 * h) : 0u,
+                                    Word(q_lo[mt][i], 2 * h + 1),
+                                    S::kUpperRows ? Word(q_hi[mt][i], 2 * h + 1) : 0u};
+            MmaBf16(s[nt], qa, Word(k_frag[nt][i], 2 * h), Word(k_frag[nt][i], 2 * h + 1));
+          }
+        }
+      }
+      // Online softmax, rows c (half 0: elements 0, 1) and c + 8 (half 1: elements 2, 3).
+      uint32_t p_frag[4];  // A fragment of P: (row c, keys 2q..), (c + 8, ..), (c, 8 + 2q..), ..
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        if (half == 1 && !S::kUpperRows) {
+          p_frag[1] = p_frag[3] = 0u;
+          continue;
+        }
+        float x[4];
+        float tile_max = -INFINITY;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = k0 + 8 * (e / 2) + 2 * q + (e % 2);
+          const bool ok = key < k_end && key >= lo_row[mt][half] && key < hi_row[mt][half];
+          x[e] = ok ? s[e / 2][2 * half + e % 2] * scale_log2 : -INFINITY;
+          tile_max = fmaxf(tile_max, x[e]);
+        }
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+        const float m_new = fmaxf(m_run[mt][half], tile_max);
+        const float m_use = m_new == -INFINITY ? 0.f : m_new;
+        const float alpha = exp2f(m_run[mt][half] - m_use);
+        float p[4], sum = 0.f;
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          p[e] = exp2f(x[e] - m_use);
+          sum += p[e];
+        }
+        m_run[mt][half] = m_new;
+        l_run[mt][half] = l_run[mt][half] * alpha + sum;
+#pragma unroll
+        for (int t = 0; t < S::kOTiles; ++t) {
+          o[mt][t][2 * half] *= alpha;
+          o[mt][t][2 * half + 1] *= alpha;
+        }
+        p_frag[half] = PackBf16(p[0], p[1]);
+        p_frag[half + 2] = PackBf16(p[2], p[3]);
+      }
+      // O += P V: output tile t = 8 hh + u, column n = dim 64 hh + 8 n + u.
+#pragma unroll
+      for (int hh = 0; hh < S::kVHalves; ++hh) {
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+          MmaBf16(o[mt][8 * hh + u], p_frag, PairOf(v_frag[0][hh], v_frag[1][hh], u),
+                  PairOf(v_frag[2][hh], v_frag[3][hh], u));
+        }
+      }
+    }
+  }
+
+  // Combine the warps: each writes its rows' (max, sum, output), then the block merges them.
+  constexpr int kRowsPad = S::kMTiles * 16;
+#pragma unroll
+  for (int mt = 0; mt < S::kMTiles; ++mt) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      float l = l_run[mt][half];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      float* rec = combine_s + (warp * kRowsPad + mt * 16 + half * 8 + c) * S::kRowFloats;
+      if (q == 0) {
+        rec[0] = m_run[mt][half];
+        rec[1] = l;
+      }
+#pragma unroll
+      for (int t = 0; t < S::kOTiles; ++t) {
+        const int dim0 = 64 * (t / 8) + t % 8;
+        rec[2 + dim0 + 8 * (2 * q)] = o[mt][t][2 * half];
+        rec[2 + dim0 + 8 * (2 * q + 1)] = o[mt][t][2 * half + 1];
+      }
+    }
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < nqv * kHeadDim; idx += blockDim.x) {
     const int v = idx / kHeadDim;
     const int e = idx - v * kHeadDim;
-    float x = 0.f;
-    if (v < nqv) {
-      const int h = g * group + v / nq;
-      const int i = v % nq;
-      x = BF16ToFloat(static_cast<const uint16_t*>(
-              a.q)[int64_t{q_begin + i} * a.q_stride + int64_t{h} * kHeadDim + e]) *
-          scale_log2;
-    }
-    q_s[idx] = x;
-  }
-  if (threadIdx.x < kMaxQv) {
-    m_s[threadIdx.x] = -INFINITY;
-    l_s[threadIdx.x] = 0.f;
-  }
-  // Query-vector bounds, per scored vector of this thread (Q K^T mapping below).
-  const int key_local = threadIdx.x % kTileRows;
-  const int key_group = threadIdx.x / kTileRows;
-  const int dim_pair = threadIdx.x % kPairs;
-  const int vgroup = threadIdx.x / kPairs;
-  float acc[kAccPerThread][2];
+    float m = -INFINITY;
 #pragma unroll
-  for (int jj = 0; jj < kAccPerThread; ++jj) acc[jj][0] = acc[jj][1] = 0.f;
-
-  for (int j = 0; j < num_tiles; ++j) {
-    const int stage = j & 1;
-    const int n0 = k_begin + j * kTileRows;
-    if (j + 1 < num_tiles) {
-      LoadTile<kHeadDim>(k_stage(stage ^ 1), k_ptr, a.kv_token_stride, n0 + kTileRows, k_end,
-                         kv_async);
-      LoadTile<kHeadDim>(v_stage(stage ^ 1), v_ptr, a.kv_token_stride, n0 + kTileRows, k_end,
-                         kv_async);
-      CpAsyncCommit();
-      CpAsyncWait<1>();
-    } else {
-      CpAsyncWait<0>();
-    }
-    __syncthreads();
-
-    // Scores: thread (key_local, key_group) scores its key against vectors
-    // key_group + kKeyGroups jj.
-    {
-      const uint16_t* krow = k_stage(stage) + key_local * kStride;
-      float dots[kDotsPerThread];
+    for (int w = 0; w < kDecodeWarps; ++w) m = fmaxf(m, combine_s[(w * kRowsPad + v) * S::kRowFloats]);
+    float l = 0.f, out = 0.f;
 #pragma unroll
-      for (int jj = 0; jj < kDotsPerThread; ++jj) dots[jj] = 0.f;
-#pragma unroll 4
-      for (int c = 0; c < kHeadDim / 8; ++c) {
-        const uint4 raw = *reinterpret_cast<const uint4*>(krow + c * 8);
-        const float kf[8] = {Bf16Lo(raw.x), Bf16Hi(raw.x), Bf16Lo(raw.y), Bf16Hi(raw.y),
-                             Bf16Lo(raw.z), Bf16Hi(raw.z), Bf16Lo(raw.w), Bf16Hi(raw.w)};
-#pragma unroll
-        for (int jj = 0; jj < kDotsPerThread; ++jj) {
-          const int v = key_group + kKeyGroups * jj;
-          if (v < nqv) {
-            const float4 qa = *reinterpret_cast<const float4*>(q_s + v * kHeadDim + c * 8);
-            const float4 qb = *reinterpret_cast<const float4*>(q_s + v * kHeadDim + c * 8 + 4);
-            dots[jj] += qa.x * kf[0] + qa.y * kf[1] + qa.z * kf[2] + qa.w * kf[3] + qb.x * kf[4] +
-                        qb.y * kf[5] + qb.z * kf[6] + qb.w * kf[7];
-          }
-        }
-      }
-      const int key = n0 + key_local;
-#pragma unroll
-      for (int jj = 0; jj < kDotsPerThread; ++jj) {
-        const int v = key_group + kKeyGroups * jj;
-        if (v < nqv) {
-          int lo, hi;
-          VisibleRange(v % nq, nq, kv_len, a.window, lo, hi);
-          const bool valid = key < k_end && key >= lo && key < hi;
-          s_s[v * kTileRows + key_local] = valid ? dots[jj] : -INFINITY;
-        }
+    for (int w = 0; w < kDecodeWarps; ++w) {
+      const float* rec = combine_s + (w * kRowsPad + v) * S::kRowFloats;
+      if (rec[1] > 0.f) {  // a warp that saw no key of this row adds nothing
+        const float scale = exp2f(rec[0] - m);
+        l += rec[1] * scale;
+        out += rec[2 + e] * scale;
       }
     }
-    __syncthreads();
-
-    // Online softmax: warp w updates vectors w, w + 4, ...
-    {
-      const int warp = threadIdx.x / 32;
-      const int lane = threadIdx.x % 32;
-      for (int v = warp; v < nqv; v += kDecodeThreads / 32) {
-        const float x0 = s_s[v * kTileRows + lane];
-        const float x1 = s_s[v * kTileRows + lane + 32];
-        const float m_old = m_s[v];
-        const float m_new = fmaxf(m_old, cuda::WarpMax(fmaxf(x0, x1)));
-        const float m_use = m_new == -INFINITY ? 0.f : m_new;
-        const float p0 = exp2f(x0 - m_use);
-        const float p1 = exp2f(x1 - m_use);
-        s_s[v * kTileRows + lane] = p0;
-        s_s[v * kTileRows + lane + 32] = p1;
-        const float sum = cuda::WarpSum(p0 + p1);
-        // Every lane has read m_s[v] above; shuffles do not order shared memory, so a barrier
-        // separates those reads from lane 0's writes.
-        __syncwarp();
-        if (lane == 0) {
-          const float alpha = exp2f(m_old - m_use);
-          l_s[v] = l_s[v] * alpha + sum;
-          m_s[v] = m_new;
-          alpha_s[v] = alpha;
-        }
-      }
+    part_out[(rec0 + v) * kHeadDim + e] = out;
+    if (e == 0) {
+      part_stat[(rec0 + v) * 2] = m;
+      part_stat[(rec0 + v) * 2 + 1] = l;
     }
-    __syncthreads();
-
-    // O += P V: thread (dim_pair, vgroup) owns dims 2 dim_pair, +1 of vectors vgroup + kVGroups jj.
-    {
-#pragma unroll
-      for (int jj = 0; jj < kAccPerThread; ++jj) {
-        const int v = vgroup + kVGroups * jj;
-        if (v < nqv) {
-          const float al = alpha_s[v];
-          acc[jj][0] *= al;
-          acc[jj][1] *= al;
-        }
-      }
-      const uint16_t* vcol = v_stage(stage) + 2 * dim_pair;
-#pragma unroll 4
-      for (int key = 0; key < kTileRows; ++key) {
-        const uint32_t raw = *reinterpret_cast<const uint32_t*>(vcol + key * kStride);
-        const float v0 = Bf16Lo(raw), v1 = Bf16Hi(raw);
-#pragma unroll
-        for (int jj = 0; jj < kAccPerThread; ++jj) {
-          const int v = vgroup + kVGroups * jj;
-          if (v < nqv) {
-            const float p = s_s[v * kTileRows + key];
-            acc[jj][0] += p * v0;
-            acc[jj][1] += p * v1;
-          }
-        }
-      }
-    }
-    __syncthreads();  // the next iteration rewrites s_s, alpha_s and this stage
-  }
-
-#pragma unroll
-  for (int jj = 0; jj < kAccPerThread; ++jj) {
-    const int v = vgroup + kVGroups * jj;
-    if (v < nqv) {
-      float* dst = part_out + (rec0 + v) * kHeadDim + 2 * dim_pair;
-      dst[0] = acc[jj][0];
-      dst[1] = acc[jj][1];
-    }
-  }
-  for (int v = threadIdx.x; v < nqv; v += blockDim.x) {
-    part_stat[(rec0 + v) * 2] = m_s[v];
-    part_stat[(rec0 + v) * 2 + 1] = l_s[v];
   }
 }
 
@@ -866,16 +912,16 @@ cudaError_t AllowSharedMemory(Kernel* kernel, int bytes) {
                               cudaSharedmemCarveoutMaxShared);
 }
 
-template <int kHeadDim, int kMaxQv>
+template <int kHeadDim, int kRows>
 cudaError_t LaunchDecode(const AttentionArgs& a, const DecodePlan& plan, float* part_out,
                          float* part_stat, cudaStream_t stream) {
-  constexpr int kBytes = DecodeLayout<kHeadDim, kMaxQv>::kBytes;
-  auto* kernel = AttentionDecodeKernel<kHeadDim, kMaxQv>;
+  constexpr int kBytes = DecodeShapeOf<kHeadDim, kRows>::kSmemBytes;
+  auto* kernel = AttentionDecodeKernel<kHeadDim, kRows>;
   cudaError_t err = AllowSharedMemory(kernel, kBytes);
   if (err != cudaSuccess) return err;
   const dim3 grid(plan.num_splits, a.num_kv_heads, a.num_seqs);
-  kernel<<<grid, kDecodeThreads, kBytes, stream>>>(a, plan.split_len, plan.num_splits, plan.qv_max,
-                                                   part_out, part_stat);
+  kernel<<<grid, kDecodeWarps * 32, kBytes, stream>>>(a, plan.split_len, plan.num_splits,
+                                                       plan.qv_max, part_out, part_stat);
   err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   AttentionMergeKernel<<<dim3(a.num_q_heads, a.num_seqs, a.max_q_len), kMergeThreads, 0, stream>>>(
@@ -951,14 +997,12 @@ cudaError_t LaunchAttentionVariant(const AttentionArgs& a, AttentionVariant vari
       float* part_stat = part_out + plan.out_floats;
       SIEVE_DISPATCH_HEAD_DIM(a.head_dim, kHeadDim, {
         // The smallest instantiation that holds group * max_q_len query vectors (Llama-3
-        // decode: 4). Every instantiation needs kMaxQv >= 256 / (head_dim / 2).
-        if constexpr (kHeadDim == 128) {
-          if (plan.qv_max <= 4) {
-            return LaunchDecode<kHeadDim, 4>(a, plan, part_out, part_stat, stream);
-          }
-        }
+        // decode: 4): 8 rows skip the upper half of the MMA tile, 32 take two tiles.
         if (plan.qv_max <= 8) {
           return LaunchDecode<kHeadDim, 8>(a, plan, part_out, part_stat, stream);
+        }
+        if (plan.qv_max <= 16) {
+          return LaunchDecode<kHeadDim, 16>(a, plan, part_out, part_stat, stream);
         }
         return LaunchDecode<kHeadDim, kDecodeMaxQv>(a, plan, part_out, part_stat, stream);
       })

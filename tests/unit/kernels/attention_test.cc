@@ -18,8 +18,8 @@
 //     and 1, windows, nq > kv_len, misaligned K/V, a peaky softmax; the prefill cases above run
 //     both through LaunchAttention's choice and with variant 1 forced;
 //   - split-K decode (also with forced keys per split: 64, 512, 3000, 24576): one row per
-//     sequence with kv {0, 1, 63, 64, 65, 1000, 24576}, 2-3 rows per
-//     sequence, a window, misaligned K/V.
+//     sequence with kv {0, 1, 63, 64, 65, 1000, 24576}, 2-3 rows per sequence, 8 rows (32
+//     query vectors: two MMA row tiles), a window, misaligned K/V.
 // A boundary probe makes each row's softmax collapse onto its last visible key (or first, for
 // the window's lower edge), so a mask that is off by one key changes the output completely
 // rather than by 1 / kv_len.
@@ -482,6 +482,8 @@ TEST(AttentionKernelTest, GpuDecodeMatchesRef) {
     RunGpuCase(Make(h.hq, h.hkv, h.d, {1}, {24576}, false), {}, "decode one" + tag);
     RunGpuCase(Make(h.hq, h.hkv, h.d, {2, 2}, {300, 7000}, false), {}, "two rows" + tag);
     RunGpuCase(Make(h.hq, h.hkv, h.d, {3, 1, 2}, {3, 4000, 129}, false), {}, "three rows" + tag);
+    // 32 query vectors per KV head (GQA 4 x 8 rows): two 16-row MMA tiles.
+    RunGpuCase(Make(h.hq, h.hkv, h.d, {8, 1}, {5000, 300}, false), {}, "eight rows" + tag);
     RunGpuCase(Make(h.hq, h.hkv, h.d, {1, 2}, {3000, 5000}, false, 1000), {},
                "decode window" + tag);
     RunGpuCase(Make(h.hq, h.hkv, h.d, {1, 1}, {777, 5000}, false, 0, DType::kBF16, 1), {},
