@@ -61,13 +61,12 @@ constexpr float kLog2e = 1.4426950408889634f;
 constexpr int kTileRows = 64;  // query rows per prefill block, keys per K/V tile (both variants)
 constexpr int kTcThreads = 128;
 constexpr int kDecodeMaxQv = 32;  // query vectors (group heads x rows) per decode block
-// Decode blocks to aim for: ~2 waves of 3 resident blocks per SM on 132 SMs (an H100).
-constexpr int kDecodeTargetBlocks = 792;
+// Decode blocks to aim for: one wave of 2 resident blocks per SM (the rings' shared memory) on
+// 132 SMs (an H100 or H200). The split count is the most that keeps the blocks within it.
+constexpr int kDecodeTargetBlocks = 264;
 constexpr int kDecodeMaxSplits = 256;
-// Keys per decode block at least: a block streams its keys through a two-stage pipeline, and
-// with fewer tiles the pipeline's fill and the merge dominate (one sequence at 24K keys ran at
-// 1.5 TB/s with 256-key splits; sieve-attention-bench compares partitions).
-constexpr int kDecodeMinSplitKeys = 512;
+// Keys per decode block at least: with fewer, the block's combine and the merge dominate.
+constexpr int kDecodeMinSplitKeys = 256;
 constexpr int kGenericWarps = 4;
 constexpr int kGenericMaxHeadDim = 256;
 
@@ -424,26 +423,29 @@ __global__ void __launch_bounds__(kTcThreads, 2) AttentionPrefillKernel(const At
 }
 
 // ---------------------------------------------------------------------------------------------
-// Variant 2: split-K decode on tensor cores, K/V straight from global memory into registers.
+// Variant 2: split-K decode on tensor cores.
 //
 // A block of kDecodeWarps warps owns (KV split, KV head, sequence). Its keys are walked in tiles
-// of 64: warp w takes keys [16 w, 16 w + 16) of each tile, so every warp streams its own keys
-// with no barrier inside the loop. Per step of 16 keys a lane issues its 16-byte K and V loads
-// together (8 KB in flight per warp), then
+// of 64: warp w takes keys [16 w, 16 w + 16) of each tile ("a step"), so every warp streams its
+// own keys through its own ring of kDecodeStages steps in shared memory (cp.async, no block
+// barrier in the loop: a warp waits only for its own copies), with two steps in flight while it
+// computes a third. Per step:
 //   S  = Q K^T on mma.sync m16n8k16: A = the block's query vectors (rows; kRows <= 32, zero
 //        padded to 16-row tiles), B = 8 keys of K. The dot product does not depend on the order
-//        of its dims, so lane (c = lane / 4, q = lane % 4) loads 16 contiguous bytes of its key
+//        of its dims, so lane (c = lane / 4, q = lane % 4) reads 16 contiguous bytes of its key
 //        c — dims [32 i + 8 q, 32 i + 8 q + 8) — and uses them as the B fragments of k-steps
 //        2i and 2i + 1; the Q fragments are loaded with the same dim assignment.
 //   softmax: fp32 online softmax per row, the scale folded into exp2's argument.
 //   O += P V on mma.sync: A = P (the S accumulators re-packed to bf16: FlashAttention-2's
-//        register identity), B = V for 16 keys x 8 output dims. Lane (c, q) loads dims
+//        register identity), B = V for 16 keys x 8 output dims. Lane (c, q) reads dims
 //        [64 hh + 8 c, +8) of keys 2q, 2q + 1, 8 + 2q, 9 + 2q and pairs their halves with
 //        byte permutes: output tile t = 8 hh + u then holds dim 64 hh + 8 n + u in column n.
-// The warps' (max, sum, output) are combined through shared memory into one partial record per
-// query vector, which AttentionMergeKernel merges across splits.
+// The rings store 16-byte chunks XOR-swizzled by row (DecodeSwizzle) so that both read patterns
+// are free of bank conflicts. The warps' (max, sum, output) are combined through shared memory
+// into one partial record per query vector, which AttentionMergeKernel merges across splits.
 constexpr int kDecodeWarps = 4;
 constexpr int kDecodeStepKeys = 16;  // keys per warp step; kDecodeWarps steps make a 64-key tile
+constexpr int kDecodeStages = 3;     // steps per warp's ring: two in flight, one being computed
 static_assert(kDecodeWarps * kDecodeStepKeys == kTileRows, "a decode tile is one key tile");
 
 template <int kHeadDim, int kRows>
@@ -453,9 +455,14 @@ struct DecodeShapeOf {
   static constexpr int kKChunks = kHeadDim / 32;    // 16-byte K loads per key row per lane
   static constexpr int kVHalves = kHeadDim / 64;    // 16-byte V loads per key per lane
   static constexpr int kOTiles = kHeadDim / 8;      // 8-dim output tiles
-  // Shared memory of the block's combine: per warp, max and sum then the output per row.
+  // A warp's ring: kDecodeStages steps of (K, V), kDecodeStepKeys rows each, bf16.
+  static constexpr int kStepElems = 2 * kDecodeStepKeys * kHeadDim;
+  static constexpr int kRingBytes = kDecodeWarps * kDecodeStages * kStepElems * 2;
+  // The block's combine, after the loop, in the same memory: per warp, max and sum then the
+  // output per row.
   static constexpr int kRowFloats = kHeadDim + 2;
-  static constexpr int kSmemBytes = kDecodeWarps * kMTiles * 16 * kRowFloats * 4;
+  static constexpr int kCombineBytes = kDecodeWarps * kMTiles * 16 * kRowFloats * 4;
+  static constexpr int kSmemBytes = kRingBytes > kCombineBytes ? kRingBytes : kCombineBytes;
 };
 
 // The split plan: a pure function of the arguments (LaunchAttention and the workspace query
@@ -475,7 +482,7 @@ DecodePlan MakeDecodePlan(const AttentionArgs& a) {
   p.qv_max = std::max(1, group * a.max_q_len);
   const int max_kv = std::max(1, a.max_kv_len);
   const int64_t blocks_per_split = int64_t{std::max(1, a.num_seqs)} * a.num_kv_heads;
-  const int64_t want = cuda::CeilDiv<int64_t>(kDecodeTargetBlocks, blocks_per_split);
+  const int64_t want = kDecodeTargetBlocks / blocks_per_split;
   const int max_by_len = cuda::CeilDiv(max_kv, kTileRows);
   const int splits =
       static_cast<int>(std::clamp<int64_t>(want, 1, std::min(max_by_len, kDecodeMaxSplits)));
@@ -493,15 +500,45 @@ DecodePlan MakeDecodePlan(const AttentionArgs& a) {
   return p;
 }
 
-// 16 bytes (8 bf16) of K or V; zeros when !valid. `aligned`: the address is 16-byte aligned
-// (checked per block), else eight 2-byte loads. Streamed: each element is read once per step.
-__device__ __forceinline__ uint4 LoadKv8(const uint16_t* p, bool valid, bool aligned) {
-  if (!valid) return make_uint4(0u, 0u, 0u, 0u);
-  if (aligned) return __ldcs(reinterpret_cast<const uint4*>(p));
-  uint32_t w[4];
+// Where chunk `chunk` (16 bytes) of ring row `row` is stored: XOR-swizzled so that the K reads
+// (lanes c and c + 1 read chunks 4i + q of rows c, c + 1) and the V reads (chunks 8 hh + c of
+// rows 2q + {0, 1}, 8 + 2q + {0, 1}) of each 8-lane phase hit distinct banks.
+__device__ __forceinline__ int DecodeSwizzle(int row, int chunk) {
+  return chunk ^ (((row & 1) << 2) ^ (((row >> 1) & 3) << 1));
+}
+
+// Copies one step (keys [k0, k0 + 16) of K, then of V) into a ring slot; keys at or beyond
+// k_end are zero-filled (masked keys then multiply zeros). `aligned`: the K / V base pointers
+// are 16-byte aligned (cp.async), else plain loads and stores.
+template <int kHeadDim>
+__device__ __forceinline__ void IssueDecodeStep(uint16_t* slot, const uint16_t* k_ptr,
+                                                const uint16_t* v_ptr, int64_t stride, int k0,
+                                                int k_end, bool aligned, int lane) {
+  constexpr int kChunks = kHeadDim / 8;
+  constexpr int kPerMatrix = kDecodeStepKeys * kChunks;
 #pragma unroll
-  for (int i = 0; i < 4; ++i) w[i] = uint32_t{p[2 * i]} | (uint32_t{p[2 * i + 1]} << 16);
-  return make_uint4(w[0], w[1], w[2], w[3]);
+  for (int idx = lane; idx < 2 * kPerMatrix; idx += 32) {
+    const int matrix = idx / kPerMatrix;  // 0: K, 1: V
+    const int row = (idx / kChunks) % kDecodeStepKeys;
+    const int chunk = idx % kChunks;
+    const int key = k0 + row;
+    const bool valid = key < k_end;
+    const uint16_t* src = (matrix == 0 ? k_ptr : v_ptr) + (valid ? key * stride : 0) + chunk * 8;
+    uint16_t* dst = slot + (matrix * kDecodeStepKeys + row) * kHeadDim +
+                    DecodeSwizzle(row, chunk) * 8;
+    if (aligned) {
+      CpAsync16(dst, src, valid);
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) dst[e] = valid ? src[e] : uint16_t{0};
+    }
+  }
+}
+
+// Chunk `chunk` of ring row `row` (K rows first, then V rows) as 8 bf16.
+template <int kHeadDim>
+__device__ __forceinline__ uint4 RingChunk(const uint16_t* slot, int row, int chunk) {
+  return *reinterpret_cast<const uint4*>(slot + row * kHeadDim + DecodeSwizzle(row, chunk) * 8);
 }
 
 __device__ __forceinline__ uint32_t Word(const uint4& v, int i) {
@@ -514,11 +551,15 @@ __device__ __forceinline__ uint32_t PairOf(const uint4& a, const uint4& b, int u
 }
 
 template <int kHeadDim, int kRows>
-__global__ void __launch_bounds__(kDecodeWarps * 32, kRows > 16 ? 2 : 3)
+__global__ void __launch_bounds__(kDecodeWarps * 32, 2)
     AttentionDecodeKernel(const AttentionArgs a, int split_len, int num_splits, int qv_max,
                           float* part_out, float* part_stat) {
   using S = DecodeShapeOf<kHeadDim, kRows>;
-  extern __shared__ __align__(16) float combine_s[];  // [warp][row][max, sum, out[kHeadDim]]
+  extern __shared__ __align__(16) unsigned char decode_smem[];
+#if __CUDA_ARCH__ >= 900
+  // The merge kernel may be launched now: it waits for this grid's completion before reading.
+  cudaTriggerProgrammaticLaunchCompletion();
+#endif
 
   const int split = blockIdx.x;
   const int g = blockIdx.y;
@@ -551,6 +592,20 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, kRows > 16 ? 2 : 3)
   const uint16_t* v_ptr = static_cast<const uint16_t*>(a.v_seqs[b]) + int64_t{g} * a.kv_head_stride;
   const bool aligned = Aligned16(k_ptr) && Aligned16(v_ptr);
   const int64_t stride = a.kv_token_stride;
+
+  // The first steps' copies go out before anything else, so that their latency overlaps the
+  // query loads below.
+  uint16_t* ring = reinterpret_cast<uint16_t*>(decode_smem) + warp * kDecodeStages * S::kStepElems;
+  const int first = k_begin + warp * kDecodeStepKeys;
+  const int num_steps = first < k_end ? (k_end - first + kTileRows - 1) / kTileRows : 0;
+#pragma unroll
+  for (int st = 0; st < kDecodeStages - 1; ++st) {
+    if (st < num_steps) {
+      IssueDecodeStep<kHeadDim>(ring + st * S::kStepElems, k_ptr, v_ptr, stride,
+                                first + st * kTileRows, k_end, aligned, lane);
+    }
+    CpAsyncCommit();
+  }
 
   // Q fragments (bf16, unscaled): rows c and c + 8 of each 16-row tile, this lane's dims.
   uint4 q_lo[S::kMTiles][S::kKChunks], q_hi[S::kMTiles][S::kKChunks];
@@ -591,23 +646,35 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, kRows > 16 ? 2 : 3)
   }
   const float scale_log2 = a.scale * kLog2e;
 
-  for (int k0 = k_begin + warp * kDecodeStepKeys; k0 < k_end; k0 += kTileRows) {
-    // Every load of the step first, so that they are in flight together.
+  for (int step = 0; step < num_steps; ++step) {
+    const int k0 = first + step * kTileRows;
+    // The slot refilled here was read at step - 1: every lane must be done with it.
+    __syncwarp();
+    const int ahead = step + kDecodeStages - 1;
+    if (ahead < num_steps) {
+      IssueDecodeStep<kHeadDim>(ring + (ahead % kDecodeStages) * S::kStepElems, k_ptr, v_ptr,
+                                stride, first + ahead * kTileRows, k_end, aligned, lane);
+    }
+    CpAsyncCommit();
+    CpAsyncWait<kDecodeStages - 1>();  // this lane's copies of `step` have landed
+    __syncwarp();                      // and so have every other lane's
+    const uint16_t* slot = ring + (step % kDecodeStages) * S::kStepElems;
     uint4 k_frag[2][S::kKChunks];  // [8-key tile][dim chunk]: key k0 + 8 nt + c
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt) {
-      const int key = k0 + 8 * nt + c;
-      const uint16_t* row = k_ptr + (key < k_end ? key * stride : 0) + 8 * q;
 #pragma unroll
-      for (int i = 0; i < S::kKChunks; ++i) k_frag[nt][i] = LoadKv8(row + 32 * i, key < k_end, aligned);
+      for (int i = 0; i < S::kKChunks; ++i) {
+        k_frag[nt][i] = RingChunk<kHeadDim>(slot, 8 * nt + c, 4 * i + q);
+      }
     }
     uint4 v_frag[4][S::kVHalves];  // keys 2q, 2q + 1, 8 + 2q, 9 + 2q; dims 64 hh + 8 c
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int key = k0 + 2 * q + (j & 1) + 8 * (j >> 1);
-      const uint16_t* row = v_ptr + (key < k_end ? key * stride : 0) + 8 * c;
 #pragma unroll
-      for (int hh = 0; hh < S::kVHalves; ++hh) v_frag[j][hh] = LoadKv8(row + 64 * hh, key < k_end, aligned);
+      for (int hh = 0; hh < S::kVHalves; ++hh) {
+        v_frag[j][hh] = RingChunk<kHeadDim>(
+            slot, kDecodeStepKeys + 2 * q + (j & 1) + 8 * (j >> 1), 8 * hh + c);
+      }
     }
 
 #pragma unroll
@@ -680,6 +747,10 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, kRows > 16 ? 2 : 3)
   }
 
   // Combine the warps: each writes its rows' (max, sum, output), then the block merges them.
+  // The rings' memory is reused: every warp must be done with its ring.
+  CpAsyncWait<0>();
+  __syncthreads();
+  float* combine_s = reinterpret_cast<float*>(decode_smem);  // [warp][row][max, sum, out[d]]
   constexpr int kRowsPad = S::kMTiles * 16;
 #pragma unroll
   for (int mt = 0; mt < S::kMTiles; ++mt) {
@@ -740,6 +811,11 @@ __global__ void __launch_bounds__(kMergeThreads)
   __shared__ float weight[kDecodeMaxSplits];
   __shared__ float4 partial[kMergeThreads];
   __shared__ float scratch[32];
+#if __CUDA_ARCH__ >= 900
+  // Launched early (programmatic dependent launch): wait until the decode kernel has finished
+  // and its partials are visible. A no-op when launched the ordinary way.
+  cudaGridDependencySynchronize();
+#endif
   const int h = blockIdx.x;
   const int b = blockIdx.y;
   const int i = blockIdx.z;
@@ -924,9 +1000,19 @@ cudaError_t LaunchDecode(const AttentionArgs& a, const DecodePlan& plan, float* 
                                                        plan.qv_max, part_out, part_stat);
   err = cudaGetLastError();
   if (err != cudaSuccess) return err;
-  AttentionMergeKernel<<<dim3(a.num_q_heads, a.num_seqs, a.max_q_len), kMergeThreads, 0, stream>>>(
-      a, plan.num_splits, plan.qv_max, part_out, part_stat);
-  return cudaGetLastError();
+  // Programmatic dependent launch: the merge's launch overlaps the decode kernel's tail.
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t merge{};
+  merge.gridDim = dim3(a.num_q_heads, a.num_seqs, a.max_q_len);
+  merge.blockDim = dim3(kMergeThreads);
+  merge.stream = stream;
+  merge.attrs = &attr;
+  merge.numAttrs = 1;
+  return cudaLaunchKernelEx(&merge, AttentionMergeKernel, a, plan.num_splits, plan.qv_max,
+                            static_cast<const float*>(part_out),
+                            static_cast<const float*>(part_stat));
 }
 
 }  // namespace

@@ -270,9 +270,9 @@ int main(int argc, char** argv) {
       {"prefill causal 4x8192", std::vector<int32_t>(4, 8192), std::vector<int32_t>(4, 8192),
        false},
       {"decode 1x24576", {1}, {24576}, true},
-      // Other partitions of the same work: 256 keys per block was the choice before the floor
-      // of kDecodeMinSplitKeys (kernels/attention.cu).
+      // Other partitions of the same work (the default is 768 keys per block: 256 blocks).
       {"decode 1x24576 keys/split 256", {1}, {24576}, true, 256},
+      {"decode 1x24576 keys/split 512", {1}, {24576}, true, 512},
       {"decode 1x24576 keys/split 1024", {1}, {24576}, true, 1024},
       {"decode 1x24576 keys/split 2048", {1}, {24576}, true, 2048},
       {"decode 16 seqs x 24576", std::vector<int32_t>(16, 1), std::vector<int32_t>(16, 24576),
