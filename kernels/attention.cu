@@ -26,15 +26,17 @@
 //      eligibility, chosen when group * max_q_len <= 32 (decode has one row per sequence). One
 //      block of 4 warps per (KV split, KV head, sequence) handles every query head of the KV
 //      group and every row of the sequence (up to 32 query vectors: instantiated for 8, 16 and
-//      32) against its share of the keys. No shared-memory staging and no barrier in the key
-//      loop: each warp loads 16 keys of K and V straight into registers as mma.sync fragments
-//      (the dims of the contraction and of the output are permuted so that every lane's loads
-//      are 16 contiguous bytes), runs S = Q K^T and O += P V on m16n8k16 tensor cores (bf16 in,
-//      fp32 accumulate, the query vectors padded to 16-row tiles) with an fp32 online softmax,
-//      and moves on by 64 keys. The warps' partials are combined in shared memory into one
-//      (max, sum, unnormalized output) record per query vector and split in the workspace; the
-//      merge kernel combines the splits in a fixed order. The split count is a pure function of
-//      the arguments, so AttentionWorkspaceBytes and the launch agree.
+//      32) against its share of the keys. Each warp streams its own 16-key steps through its
+//      own three-step cp.async ring in shared memory (no block barrier in the key loop), reads
+//      K and V as mma.sync fragments (the dims of the contraction and of the output are
+//      permuted so that every fragment is 16 contiguous bytes), and runs S = Q K^T and
+//      O += P V on m16n8k16 tensor cores (bf16 in, fp32 accumulate, the query vectors padded to
+//      16-row tiles) with an fp32 online softmax. The warps' partials are combined in shared
+//      memory into one (max, sum, unnormalized output) record per query vector and split in
+//      the workspace; the merge kernel, launched as a programmatic dependent of the decode
+//      kernel, combines the splits in a fixed order. The split count (about one wave of
+//      blocks) is a pure function of the arguments, so AttentionWorkspaceBytes and the launch
+//      agree.
 //   3. Generic (AttentionGenericKernel<kType>): any dtype, any head_dim <= 256, any alignment
 //      (the 16-dim test model, fp32 / fp16 inputs). One warp per (query row, head): lanes take
 //      32 keys at a time for the scores, then own head dims for P V. Slow, simple, exact fp32.
