@@ -10,7 +10,7 @@
 #   bench     issue "CUDA backend": GEMM rate, attention kernel, prefill of the Llama-3.1-8B shapes
 #             (parallel mode, 8K chunks, and our full attention), decode ms/token, and the
 #             PyTorch/HF baseline (../shared/tools/hf_baseline.py) in the same call
-#   quality   pass-key accuracy at 128K on the GPU (models/passkey-demo)
+#   quality   pass-key accuracy on the GPU, 1K..128K, every mode (models/passkey-demo)
 #   scaling   sieve-bench scaling on every visible GPU (1, 2, 4, ...) + the NCCL p2p rate
 #   throughput  sieve-node --serve on every visible GPU, 8 documents of 32K..128K through
 #             tools/sieve_load.py, concurrently and one at a time
@@ -82,7 +82,7 @@ for phase in "$@"; do
       ;;
     train)
       say "train the pass-key demo model"
-      PYTHONUNBUFFERED=1 python3 tools/train_passkey.py --out "$OUT/passkey-demo" --minutes "${TRAIN_MINUTES:-4}" 2>&1 \
+      PYTHONUNBUFFERED=1 python3 tools/train_passkey.py --out "$OUT/passkey-demo" --minutes "${TRAIN_MINUTES:-6}" 2>&1 \
         | grep -vE "^\{\"step\": [0-9]*[1-9]00," | tail -40
       ;;
     bench)
@@ -101,10 +101,16 @@ for phase in "$@"; do
         | grep '^{' | tee "$OUT/hf_baseline.jsonl"
       ;;
     quality)
-      say "pass-key quality at 128K on the GPU"
-      "$BIN/sieve-bench" quality --model models/passkey-demo --device cuda --lengths 131072 \
-        --depths 0,0.25,0.5,0.75,1 --samples 2 --modes full,parallelcomp_k1,parallelcomp_k3 \
-        --out "$OUT/quality_128k.json" 2>&1 | tail -6
+      # Issue "pass-key model" (bench/RESULTS.md section 3): ParallelComp at every length and
+      # depth (20 haystacks each), then the other modes (10 each).
+      say "pass-key quality on the GPU, 1K..128K"
+      depths=0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1
+      "$BIN/sieve-bench" quality --model models/passkey-demo --device cuda --depths $depths \
+        --lengths 1024,2048,4096,8192,16384,32768,65536,131072 --samples 20 \
+        --modes parallelcomp_k1,parallelcomp_k3 --out "$OUT/quality_parallelcomp.json" 2>&1 | tail -4
+      "$BIN/sieve-bench" quality --model models/passkey-demo --device cuda --depths $depths \
+        --lengths 1024,2048,8192,32768,131072 --samples 10 \
+        --modes full,truncated,parallel,compress,calibrate --out "$OUT/quality_modes.json" 2>&1 | tail -8
       ;;
     scaling)
       n=$(nvidia-smi -L | wc -l)
