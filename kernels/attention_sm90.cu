@@ -4,15 +4,27 @@
 // on compute capability 9.0 for prefill-shaped arguments, else variant 1 there runs.
 //
 // Algorithm (one block of 3 warpgroups per (128 query rows, query head, sequence)):
-//   - Warpgroup 0 produces: it copies the block's Q tile (128 rows x 128 dims) once, then every
-//     K and V tile of 128 keys the block needs, with 16-byte cp.async into a two-stage ring in
-//     shared memory. Each copy lands directly in the layout the tensor cores read: 64-element
-//     (128-byte) column blocks, rows 128 bytes apart, the 16-byte chunks of each row permuted by
-//     XOR with (row mod 8) ("128-byte swizzle"), so a wgmma shared-memory descriptor can point at
-//     it and reads hit every bank once. Completion is signalled through mbarriers
-//     (cp.async.mbarrier.arrive.noinc: the barrier flips when all 128 producer threads' copies
-//     have landed); the consumers free a stage through a second mbarrier per stage. K and V
-//     have separate barriers, so K of tile j+1 streams in while V of tile j is still in use.
+//   - Warpgroup 0 produces; one thread of it issues every copy, through the copy engine (TMA,
+//     cp.async.bulk.tensor): the block's Q tile (128 rows x 128 dims) once, then every K and V
+//     tile of 128 keys the block needs, into a two-stage ring in shared memory. Each copy lands
+//     directly in the layout the tensor cores read: 64-element (128-byte) column blocks, rows
+//     128 bytes apart, the 16-byte chunks of each row permuted by XOR with (row mod 8) ("128-byte
+//     swizzle", which the copy engine applies itself: one box of 64 dims x 128 rows per column
+//     block), so a wgmma shared-memory descriptor can point at it and reads hit every bank once;
+//     rows past the end of the tensor arrive as zeros. A stage's "full" mbarrier completes when
+//     its bytes have landed (expect_tx); the consumers free a stage through a second mbarrier.
+//     K and V have separate barriers, so K of tile j+1 streams in while V of tile j is in use.
+//     Tensor maps: Q's is encoded on the host per launch (cuTensorMapEncodeTiled, fetched with
+//     cudaGetDriverEntryPointByVersion, so there is no libcuda link) and passed as a
+//     __grid_constant__ parameter. K / V pointers are per sequence and live in device memory
+//     (AttentionArgs::k_seqs), so the host gets a template instead (strides, head count, box,
+//     swizzle): warp 0 of each block copies it to shared memory, points it at its sequence
+//     (tensormap.replace: base k_seqs[b], kv_lens[b] rows), publishes it to its SM's slot in
+//     global memory (tensormap.cp_fenceproxy; the copy engine reads maps from global memory
+//     only) and acquires it before the first copy. A block owns its SM's slot while it runs:
+//     two blocks of this kernel never fit one SM (shared memory). The other producer warps
+//     exit; a sequence whose K or V base is not 16-byte aligned (a tensor map's requirement)
+//     instead has all 128 producer threads stage its tiles with plain loads and stores.
 //     Producers give registers back (setmaxnreg.dec 40, consumers .inc 232); ptxas still
 //     allocates every path within the 168 registers of the launch bound (a wider reduction
 //     tree spilled), so the consumer code is written to fit 168 (S 64 + O 64 + P 32 + scalars).
@@ -33,28 +45,36 @@
 //   - Masking: key tiles entirely above the diagonal (or left of the window) are never loaded;
 //     only tiles that cross a boundary for some row of the warpgroup pay for the mask. Rows with
 //     no visible key keep max -inf and shift by 0, so they sum to 0 and write zeros (as the
-//     reference). Rows and keys past the ends are zero-filled in shared memory, never stored.
+//     reference). A tile may reach past the block's rows or keys: query rows of the next
+//     sequence (computed, never stored), keys of the sequence no row of the block sees (masked;
+//     their P is 0), keys past kv_lens[b] and rows past total_q (zeros from the copy engine).
 //   - Blocks run from the last query tile of a sequence to the first (longest first).
 // Numerics match variant 1: bf16 operands, fp32 scores / softmax / accumulators, P rounded to
-// bf16 only as the MMA operand, output rounded to bf16.
-// A sequence whose K/V base pointer is not 16-byte aligned is staged with plain loads and
-// stores by the producer (checked per block); q must be 16-byte aligned (AttentionSm90ArgsOk).
+// bf16 only as the MMA operand, output rounded to bf16. q must be 16-byte aligned, and the row
+// and head strides multiples of 8 elements (AttentionSm90ArgsOk).
 //
-// Measured on an H100 SXM (sieve-attention-bench, median, 16 x 8192 / 4 x 8192 causal): variant 1
-// 236 / 229 TFLOP/s, this kernel 437 / 435. Timing diagnostics (kLab switches, wrong results):
-// without the K/V copies after the first ring fill 573 / 602, without the softmax 482 / 474,
-// without both 756 / 765. So the cp.async K/V path (~3.5 TB/s of L2 -> shared memory traffic
-// at this speed) costs the most, then the softmax; next steps: K/V by TMA (tensor maps per
-// sequence, e.g. written on the device with tensormap.replace) and multicast to a cluster of
-// blocks sharing a KV head, then an exp2 split between MUFU and FMA polynomials. A persistent
-// grid (static item striding) measured slower (418 / 437): it loses the L2 locality of the
-// hardware's in-order block dispatch. Ring depth 3 measured no faster than 2.
+// Measured on an H100 SXM (sieve-attention-bench, median TFLOP/s, 16 x 8192 / 4 x 8192 causal,
+// each pair from one device call): variant 1 237 / 230; the cp.async producer this kernel had
+// before (128 producer threads, 16-byte copies; commit ba8444c) 430 / 433; TMA as above
+// 586 / 596. Timing diagnostics (kLab switches, wrong results): without the K/V copies
+// after the first ring fill 633 / 675 (cp.async: 573 / 602), without the softmax 683 / 761, so
+// the softmax now costs more than the copies. Tried and not kept: multicast of each K / V tile
+// to a cluster of two blocks (query heads 2p and 2p + 1 of one KV head, each block copying one
+// column block into both, every stage waiting for both blocks' consumers) measured 423 / 423,
+// 473 even without the copies: the paired blocks wait for each other; ring depth 3 measured
+// 581 / 630 against 586 / 596 for depth 2 in the same call, within the run-to-run spread.
+// Earlier, with cp.async: a persistent grid (static item striding) measured slower (418 / 437):
+// it loses the L2 locality of the hardware's in-order block dispatch. Next steps: the softmax
+// (an exp2 split between MUFU and FMA polynomials), and the per-block start (map publication,
+// ring fill) that a persistent grid with in-order dynamic scheduling would overlap.
 //
 // Tested by tests/unit/kernels/attention_test.cc (GpuPrefillSm90MatchesRef and the shared
 // prefill cases); timed by tests/bench/attention_bench.cc (sieve-attention-bench).
+#include <cuda.h>  // CUtensorMap and its enums only: the encoder comes through the runtime
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdint>
@@ -82,18 +102,39 @@ constexpr int kConsumerRegs = 232;
 // One tile: 128 rows x 128 dims bf16 = two 64-dim column blocks of 128 rows x 128 bytes.
 constexpr int kColBlockBytes = 128 * 128;
 constexpr int kTileBytes = 2 * kColBlockBytes;
-// Shared memory for a ring of kStages K and V tiles: Q tile, K stages, V stages, then the
-// barriers q_full, k_full[s], k_empty[s], v_full[s], v_empty[s].
+// Shared memory for a ring of kStages K and V tiles: Q tile, K stages, V stages, the block's K
+// and V tensor maps while they are being written, then the barriers q_full, k_full[s],
+// k_empty[s], v_full[s], v_empty[s].
 template <int kStages>
 struct Sm90Layout {
   static constexpr int kQOffset = 0;
   static constexpr int kKOffset = kTileBytes;
   static constexpr int kVOffset = kKOffset + kStages * kTileBytes;
-  static constexpr int kBarOffset = kVOffset + kStages * kTileBytes;
+  static constexpr int kMapOffset = kVOffset + kStages * kTileBytes;
+  static constexpr int kBarOffset = kMapOffset + 2 * 128;
   static constexpr int kNumBars = 1 + 4 * kStages;
   // + 1024: the dynamic shared-memory base is rounded up to the swizzle pattern's 1024 bytes.
   static constexpr int kSmemBytes = kBarOffset + 8 * kNumBars + 1024;
+  // At most one block of this kernel fits an SM (228 KB of shared memory per SM), which is what
+  // lets a block own its SM's tensor-map slot (g_kv_maps) while it runs.
+  static_assert(2 * kSmemBytes > 228 * 1024, "two blocks could share an SM's map slot");
 };
+
+// Tensor maps of one launch, built on the host (kernel parameter, __grid_constant__). Each
+// describes a bf16 tensor {128 dims, rows, heads} (row / head strides from AttentionArgs) read
+// in boxes of 64 dims x 128 rows x 1 head with the 128-byte swizzle, i.e. one 64-dim column
+// block of a tile exactly as the tensor cores read it; rows past the tensor are zero-filled.
+struct Sm90Maps {
+  CUtensorMap q;  // the packed query rows: base a.q, total_q rows, num_q_heads heads
+  // Templates for one sequence's keys / values (num_kv_heads heads): a block copies them,
+  // points the copy at its sequence (base k_seqs[b] / v_seqs[b], kv_lens[b] rows) and uses that.
+  CUtensorMap k, v;
+};
+
+// Per SM, the K and V tensor maps of the block running there (the copy engine reads tensor maps
+// from global memory only, and the launch has no workspace). Indexed by %smid.
+constexpr int kMapSlots = 256;
+__device__ __align__(128) CUtensorMap g_kv_maps[kMapSlots][2];
 constexpr int kConsumerWarps = 8;  // arrivals that free a stage (lane 0 of each consumer warp)
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -129,25 +170,56 @@ __device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
 
 // ---- copies --------------------------------------------------------------------------------
 
-// 16 bytes global -> shared; zero-fills (reads nothing) when !valid. kL2Hint: an L2 miss
-// fetches the whole aligned 256 bytes (one K/V row of a head) from device memory at once.
-template <bool kL2Hint>
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  if constexpr (kL2Hint) {
-    asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
-  } else {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
-  }
+// Arrives on `bar` and adds `bytes` to the transaction count its current phase waits for.
+__device__ __forceinline__ void MbarArriveExpectTx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
 }
 
-// Arrives on `bar` once every cp.async this thread issued so far has landed (counts as one of
-// the barrier's expected arrivals).
-__device__ __forceinline__ void CpAsyncArriveNoinc(uint32_t bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+// Copy engine (TMA): the box at coordinates {dim, row, head} of `map` into shared memory at
+// `dst` (1024-byte aligned for the swizzle); its bytes count against `bar`'s transactions.
+__device__ __forceinline__ void TmaLoad3d(uint32_t dst, const CUtensorMap* map, int dim, int row,
+                                          int head, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(dim), "r"(row), "r"(head), "r"(bar)
+      : "memory");
+}
+
+// One tile (128 rows x 128 dims, two 64-dim column blocks) by the copy engine.
+__device__ __forceinline__ void TmaLoadTile(uint32_t tile, const CUtensorMap* map, int row,
+                                            int head, uint32_t bar) {
+  MbarArriveExpectTx(bar, kTileBytes);
+  TmaLoad3d(tile, map, 0, row, head, bar);
+  TmaLoad3d(tile + kColBlockBytes, map, 64, row, head, bar);
+}
+
+// The tensor map at shared address `map` (a copy of a template) now starts at `base` and has
+// `rows` rows (dimension 1).
+__device__ __forceinline__ void TensorMapRetarget(uint32_t map, const void* base, int rows) {
+  asm volatile(
+      "tensormap.replace.tile.global_address.shared::cta.b1024.b64 [%0], %1;\n"
+      "tensormap.replace.tile.global_dim.shared::cta.b1024.b32 [%0], 1, %2;\n" ::"r"(map),
+      "l"(reinterpret_cast<uint64_t>(base)), "r"(rows)
+      : "memory");
+}
+
+// Warp-wide: copies the 128-byte tensor map at shared `src` to global `dst` and releases it to
+// the copy engine's view (the tensormap proxy).
+__device__ __forceinline__ void TensorMapPublish(CUtensorMap* dst, uint32_t src) {
+  asm volatile(
+      "tensormap.cp_fenceproxy.global.shared::cta.tensormap::generic.release.gpu.sync.aligned"
+      " [%0], [%1], 128;\n" ::"l"(reinterpret_cast<uint64_t>(dst)),
+      "r"(src)
+      : "memory");
+}
+
+// Orders the published map before this thread's copies through it.
+__device__ __forceinline__ void TensorMapAcquire(const CUtensorMap* map) {
+  asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map))
+               : "memory");
 }
 
 // Orders this thread's generic-proxy view of shared memory before later async-proxy (wgmma)
@@ -251,15 +323,14 @@ __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
 
 // ---- producer ------------------------------------------------------------------------------
 
-// Rows [row0, row0 + 128) of a [rows, 128] bf16 matrix (row stride `stride` elements) into the
-// swizzled tile at `tile`; rows outside [0, row_end) are zero-filled. Thread t (0..127) copies
-// 16-byte chunk t % 16 of rows t / 16 + 8 k, k = 0..15: its destination offset only moves by
-// 1024 bytes per k, since (row mod 8) is fixed. With `async`, cp.async (16-byte aligned rows);
-// else plain loads and stores, then a proxy fence so the tensor cores see them.
-template <bool kL2Hint>
-__device__ __forceinline__ void LoadTileSwizzled(uint32_t tile, const uint16_t* gmem,
-                                                 int64_t stride, int row0, int row_end, int t,
-                                                 bool async) {
+// The copy engine's fallback, for K / V whose base is not 16-byte aligned: rows [row0, row0 +
+// 128) of a [rows, 128] bf16 matrix (row stride `stride` elements) into the swizzled tile at
+// `tile` with 2-byte loads and 16-byte shared stores; rows outside [0, row_end) are zero-filled.
+// Thread t (0..127) copies 16-byte chunk t % 16 of rows t / 16 + 8 k, k = 0..15: its destination
+// offset only moves by 1024 bytes per k, since (row mod 8) is fixed. Then a proxy fence, so the
+// tensor cores see the stores, and one arrival on `bar`.
+__device__ __forceinline__ void LoadTilePlain(uint32_t tile, const uint16_t* gmem, int64_t stride,
+                                              int row0, int row_end, int t, uint32_t bar) {
   const int r8 = t >> 4, c = t & 15;
   const uint32_t dst0 = tile + (c >> 3) * kColBlockBytes + r8 * 128 + (((c & 7) ^ r8) << 4);
   const uint16_t* src0 = gmem + c * 8;
@@ -268,29 +339,17 @@ __device__ __forceinline__ void LoadTileSwizzled(uint32_t tile, const uint16_t* 
     const int row = row0 + r8 + 8 * k;
     const bool valid = row >= 0 && row < row_end;
     const uint16_t* src = src0 + (valid ? static_cast<int64_t>(row) * stride : 0);
-    if (async) {
-      CpAsync16<kL2Hint>(dst0 + 1024 * k, src, valid);
-    } else {
-      uint32_t w[4] = {0, 0, 0, 0};
-      if (valid) {
+    uint32_t w[4] = {0, 0, 0, 0};
+    if (valid) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) w[e] = uint32_t{src[2 * e]} | (uint32_t{src[2 * e + 1]} << 16);
-      }
-      asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst0 + 1024 * k), "r"(w[0]),
-                   "r"(w[1]), "r"(w[2]), "r"(w[3])
-                   : "memory");
+      for (int e = 0; e < 4; ++e) w[e] = uint32_t{src[2 * e]} | (uint32_t{src[2 * e + 1]} << 16);
     }
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst0 + 1024 * k), "r"(w[0]),
+                 "r"(w[1]), "r"(w[2]), "r"(w[3])
+                 : "memory");
   }
-}
-
-// Signals `bar` once this thread's part of the tile is in shared memory.
-__device__ __forceinline__ void TileArrive(uint32_t bar, bool async) {
-  if (async) {
-    CpAsyncArriveNoinc(bar);
-  } else {
-    FenceProxyAsync();
-    MbarArrive(bar);
-  }
+  FenceProxyAsync();
+  MbarArrive(bar);
 }
 
 #endif  // SIEVE_ATTENTION_SM90A
@@ -311,15 +370,16 @@ __device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
 // Lab switches (kLab bits; LaunchAttentionSm90 runs kLab = 0), for timing alternatives:
 constexpr int kLabSkipKvLoads = 1;  // diagnostic only, wrong results: after the ring's first
                                     // fill, K/V stages are signalled without being copied
-constexpr int kLabNoL2Hint = 2;     // plain cp.async (no 256-byte L2 fetch hint)
 constexpr int kLabChainReduce = 4;  // row max / sum as sequential chains, not trees
 constexpr int kLabSkipSoftmax = 8;  // diagnostic only, wrong results: P = S, no softmax
+constexpr int kLabRescaleIfChanged = 16;  // skip O *= alpha when no row max of the warp moved
 
 // kStages: depth of the K / V ring. kPingPong: the two consumer warpgroups take turns issuing
 // their GEMMs (named barriers), so one's softmax runs while the other's GEMMs occupy the
 // tensor cores. kLab: the switches above.
 template <int kStages, bool kPingPong, int kLab = 0>
-__global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const AttentionArgs a) {
+__global__ void __launch_bounds__(kThreads, 1)
+    AttentionPrefillSm90Kernel(const AttentionArgs a, const __grid_constant__ Sm90Maps maps) {
 #if SIEVE_ATTENTION_SM90A
   using L = Sm90Layout<kStages>;
   extern __shared__ __align__(16) uint8_t smem_raw[];
@@ -327,6 +387,7 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
   const uint32_t q_s = smem + L::kQOffset;
   auto k_s = [&](int st) { return smem + L::kKOffset + st * kTileBytes; };
   auto v_s = [&](int st) { return smem + L::kVOffset + st * kTileBytes; };
+  const uint32_t maps_s = smem + L::kMapOffset;  // K map, then V map (128 bytes each)
   const uint32_t bars = smem + L::kBarOffset;
   const uint32_t q_full = bars;
   auto k_full = [&](int st) { return bars + 8 * (1 + st); };
@@ -360,11 +421,24 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
     return;
   }
 
+  // K / V come by the copy engine when both sequence bases are 16-byte aligned (a tensor map's
+  // requirement; the strides are checked by AttentionSm90ArgsOk) and this SM has a map slot
+  // (always, on parts with at most kMapSlots SMs); else every producer thread stages its share
+  // with plain loads. Q always comes by the copy engine (a.q is 16-byte aligned).
+  const void* k_seq = a.k_seqs[b];
+  const void* v_seq = a.v_seqs[b];
+  uint32_t smid;
+  asm("mov.u32 %0, %%smid;\n" : "=r"(smid));
+  const bool kv_tma =
+      ((reinterpret_cast<uintptr_t>(k_seq) | reinterpret_cast<uintptr_t>(v_seq)) & 15u) == 0 &&
+      smid < kMapSlots;
+
   if (threadIdx.x == 0) {
-    MbarInit(q_full, 128);
+    const uint32_t kv_arrivals = kv_tma ? 1 : 128;
+    MbarInit(q_full, 1);
     for (int st = 0; st < kStages; ++st) {
-      MbarInit(k_full(st), 128);
-      MbarInit(v_full(st), 128);
+      MbarInit(k_full(st), kv_arrivals);
+      MbarInit(v_full(st), kv_arrivals);
       MbarInit(k_empty(st), kConsumerWarps);
       MbarInit(v_empty(st), kConsumerWarps);
     }
@@ -378,32 +452,69 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
   if (wg == 0) {
     // ---------------------------------------------------------------- producer warpgroup
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
-    const uint16_t* q_ptr =
-        static_cast<const uint16_t*>(a.q) + int64_t{q_begin} * a.q_stride + int64_t{h} * kHeadDim;
-    const uint16_t* k_ptr =
-        static_cast<const uint16_t*>(a.k_seqs[b]) + int64_t{g} * a.kv_head_stride;
-    const uint16_t* v_ptr =
-        static_cast<const uint16_t*>(a.v_seqs[b]) + int64_t{g} * a.kv_head_stride;
-    const bool kv_async =
-        ((reinterpret_cast<uintptr_t>(k_ptr) | reinterpret_cast<uintptr_t>(v_ptr)) & 15u) == 0;
-    constexpr bool kHint = (kLab & kLabNoL2Hint) == 0;
-    LoadTileSwizzled<kHint>(q_s, q_ptr, a.q_stride, q0, nq, t, true);
-    TileArrive(q_full, true);
-    for (int j = 0; j < num_tiles; ++j) {
-      const int st = j % kStages;
-      const int round = j / kStages;
-      const int n0 = n_begin + j * kKeyTile;
-      if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
-      const bool copy = (kLab & kLabSkipKvLoads) == 0 || round == 0;
-      if (copy)
-        LoadTileSwizzled<kHint>(k_s(st), k_ptr, a.kv_token_stride, n0, key_end, t, kv_async);
-      TileArrive(k_full(st), kv_async);
-      if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
-      if (copy)
-        LoadTileSwizzled<kHint>(v_s(st), v_ptr, a.kv_token_stride, n0, key_end, t, kv_async);
-      TileArrive(v_full(st), kv_async);
+    constexpr bool kCopyAll = (kLab & kLabSkipKvLoads) == 0;
+    if (t == 0) TmaLoadTile(q_s, &maps.q, q_begin + q0, h, q_full);
+    if (kv_tma) {
+      // One thread issues every copy; warp 0 first points this SM's map slot at the sequence.
+      if (t >= 32) return;
+      {
+        const uint64_t* src =
+            reinterpret_cast<const uint64_t*>(t < 16 ? &maps.k : &maps.v) + (t & 15);
+        asm volatile("st.shared.b64 [%0], %1;\n" ::"r"(maps_s + 8 * t), "l"(*src) : "memory");
+      }
+      __syncwarp();
+      if (t == 0) {
+        TensorMapRetarget(maps_s, k_seq, kv_len);
+        TensorMapRetarget(maps_s + 128, v_seq, kv_len);
+      }
+      __syncwarp();
+      CUtensorMap* k_map = &g_kv_maps[smid][0];
+      CUtensorMap* v_map = &g_kv_maps[smid][1];
+      TensorMapPublish(k_map, maps_s);
+      TensorMapPublish(v_map, maps_s + 128);
+      if (t != 0) return;
+      TensorMapAcquire(k_map);
+      TensorMapAcquire(v_map);
+      for (int j = 0; j < num_tiles; ++j) {
+        const int st = j % kStages;
+        const int round = j / kStages;
+        const int n0 = n_begin + j * kKeyTile;
+        const bool copy = kCopyAll || round == 0;
+        if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
+        if (copy) {
+          TmaLoadTile(k_s(st), k_map, n0, g, k_full(st));
+        } else {
+          MbarArrive(k_full(st));
+        }
+        if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
+        if (copy) {
+          TmaLoadTile(v_s(st), v_map, n0, g, v_full(st));
+        } else {
+          MbarArrive(v_full(st));
+        }
+      }
+    } else {
+      const uint16_t* k_ptr = static_cast<const uint16_t*>(k_seq) + int64_t{g} * a.kv_head_stride;
+      const uint16_t* v_ptr = static_cast<const uint16_t*>(v_seq) + int64_t{g} * a.kv_head_stride;
+      for (int j = 0; j < num_tiles; ++j) {
+        const int st = j % kStages;
+        const int round = j / kStages;
+        const int n0 = n_begin + j * kKeyTile;
+        const bool copy = kCopyAll || round == 0;
+        if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
+        if (copy) {
+          LoadTilePlain(k_s(st), k_ptr, a.kv_token_stride, n0, key_end, t, k_full(st));
+        } else {
+          MbarArrive(k_full(st));
+        }
+        if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
+        if (copy) {
+          LoadTilePlain(v_s(st), v_ptr, a.kv_token_stride, n0, key_end, t, v_full(st));
+        } else {
+          MbarArrive(v_full(st));
+        }
+      }
     }
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
   } else {
     // ------------------------------------------------------------------ consumer warpgroups
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
@@ -526,12 +637,16 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
       l_run1 = l_run1 * alpha1 + sum1;
     };
     auto rescale_and_pack = [&](float alpha0, float alpha1) {
+      // alpha is exactly 1 for a row whose max did not move: O *= 1 changes nothing.
+      if ((kLab & kLabRescaleIfChanged) == 0 ||
+          __any_sync(cuda::kFullMask, alpha0 != 1.f || alpha1 != 1.f)) {
 #pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        o[4 * i] *= alpha0;
-        o[4 * i + 1] *= alpha0;
-        o[4 * i + 2] *= alpha1;
-        o[4 * i + 3] *= alpha1;
+        for (int i = 0; i < 16; ++i) {
+          o[4 * i] *= alpha0;
+          o[4 * i + 1] *= alpha0;
+          o[4 * i + 2] *= alpha1;
+          o[4 * i + 3] *= alpha1;
+        }
       }
       // Keys 16 kc .. 16 kc + 15 are accumulator n8 tiles 2 kc and 2 kc + 1.
 #pragma unroll
@@ -661,6 +776,46 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
 
 bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+// cuTensorMapEncodeTiled, from the driver through the runtime (no link against libcuda);
+// nullptr when the driver does not have it.
+using TensorMapEncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
+                                            const cuuint64_t*, const cuuint64_t*,
+                                            const cuuint32_t*, const cuuint32_t*,
+                                            CUtensorMapInterleave, CUtensorMapSwizzle,
+                                            CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+TensorMapEncodeTiledFn TensorMapEncoder() {
+  static const TensorMapEncodeTiledFn fn = []() -> TensorMapEncodeTiledFn {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      return nullptr;
+    }
+    return reinterpret_cast<TensorMapEncodeTiledFn>(p);
+  }();
+  return fn;
+}
+
+// A map of the bf16 tensor {kHeadDim dims, rows, heads} at `base` (strides in elements), boxes of
+// 64 dims x kBlockRows rows x 1 head, 128-byte swizzle (see Sm90Maps).
+cudaError_t EncodeTileMap(CUtensorMap* map, const void* base, int64_t rows, int64_t row_stride,
+                          int heads, int64_t head_stride) {
+  const TensorMapEncodeTiledFn encode = TensorMapEncoder();
+  if (encode == nullptr) return cudaErrorNotSupported;
+  const cuuint64_t dims[3] = {kHeadDim, static_cast<cuuint64_t>(std::max<int64_t>(rows, 1)),
+                              static_cast<cuuint64_t>(heads)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(row_stride) * 2,
+                                 static_cast<cuuint64_t>(head_stride) * 2};  // bytes
+  const cuuint32_t box[3] = {64, kBlockRows, 1};
+  const cuuint32_t elem_strides[3] = {1, 1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base),
+                            dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
 // The instantiation LaunchAttentionSm90 runs.
 constexpr int kLaunchStages = 2;
 constexpr bool kLaunchPingPong = true;
@@ -669,12 +824,24 @@ template <int kStages, bool kPingPong, int kLab = 0>
 cudaError_t LaunchSm90(const AttentionArgs& a, cudaStream_t stream) {
   constexpr int kBytes = Sm90Layout<kStages>::kSmemBytes;
   static_assert(kBytes <= 227 * 1024, "shared memory over the sm_90 per-block limit");
+  // Q over the packed rows; K / V templates (any 16-byte aligned address: each block replaces
+  // it with its sequence's base, and the rows with its kv_len).
+  Sm90Maps maps;
+  cudaError_t err = EncodeTileMap(&maps.q, a.q, a.total_q, a.q_stride, a.num_q_heads, kHeadDim);
+  if (err == cudaSuccess) {
+    err = EncodeTileMap(&maps.k, a.q, a.max_kv_len, a.kv_token_stride, a.num_kv_heads,
+                        a.kv_head_stride);
+  }
+  if (err == cudaSuccess) {
+    err = EncodeTileMap(&maps.v, a.q, a.max_kv_len, a.kv_token_stride, a.num_kv_heads,
+                        a.kv_head_stride);
+  }
+  if (err != cudaSuccess) return err;
   auto* kernel = AttentionPrefillSm90Kernel<kStages, kPingPong, kLab>;
-  const cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
   if (err != cudaSuccess) return err;
   const dim3 grid(cuda::CeilDiv(a.max_q_len, kBlockRows), a.num_q_heads, a.num_seqs);
-  kernel<<<grid, kThreads, kBytes, stream>>>(a);
+  kernel<<<grid, kThreads, kBytes, stream>>>(a, maps);
   return cudaGetLastError();
 }
 
@@ -699,7 +866,7 @@ bool AttentionSm90DeviceOk() {
     const bool ok =
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-        major == 9 && minor == 0 &&
+        major == 9 && minor == 0 && TensorMapEncoder() != nullptr &&
         cudaFuncGetAttributes(&attr, AttentionPrefillSm90Kernel<kLaunchStages, kLaunchPingPong>) ==
             cudaSuccess &&
         attr.binaryVersion == 90;
