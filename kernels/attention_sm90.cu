@@ -3,15 +3,16 @@
 // CPU reference: kernels/ref/attention_ref.cc; chosen by LaunchAttention (kernels/attention.cu)
 // on compute capability 9.0 for prefill-shaped arguments, else variant 1 there runs.
 //
-// Algorithm (one block of 3 warpgroups per (128 query rows, query head, sequence)):
+// Algorithm (one block of 3 warpgroups per (query head, sequence, pair of 128-row query tiles)):
 //   - Warpgroup 0 produces; one thread of it issues every copy, through the copy engine (TMA,
-//     cp.async.bulk.tensor): the block's Q tile (128 rows x 128 dims) once, then every K and V
-//     tile of 128 keys the block needs, into a two-stage ring in shared memory. Each copy lands
-//     directly in the layout the tensor cores read: 64-element (128-byte) column blocks, rows
-//     128 bytes apart, the 16-byte chunks of each row permuted by XOR with (row mod 8) ("128-byte
-//     swizzle", which the copy engine applies itself: one box of 64 dims x 128 rows per column
-//     block), so a wgmma shared-memory descriptor can point at it and reads hit every bank once;
-//     rows past the end of the tensor arrive as zeros. A stage's "full" mbarrier completes when
+//     cp.async.bulk.tensor): the block's two Q tiles (128 rows x 128 dims, a buffer each) once,
+//     then every K and V tile of 128 keys its query tiles need, in order, into one two-stage
+//     ring in shared memory. Each copy lands directly in the layout the tensor cores read:
+//     64-element (128-byte) column blocks, rows 128 bytes apart, the 16-byte chunks of each row
+//     permuted by XOR with (row mod 8) ("128-byte swizzle", which the copy engine applies
+//     itself: one box of 64 dims x 128 rows per column block), so a wgmma shared-memory
+//     descriptor can point at it and reads hit every bank once; rows past the end of the tensor
+//     arrive as zeros. A stage's "full" mbarrier completes when
 //     its bytes have landed (expect_tx); the consumers free a stage through a second mbarrier.
 //     K and V have separate barriers, so K of tile j+1 streams in while V of tile j is in use.
 //     Tensor maps: Q's is encoded on the host per launch (cuTensorMapEncodeTiled, fetched with
@@ -48,25 +49,32 @@
 //     reference). A tile may reach past the block's rows or keys: query rows of the next
 //     sequence (computed, never stored), keys of the sequence no row of the block sees (masked;
 //     their P is 0), keys past kv_lens[b] and rows past total_q (zeros from the copy engine).
-//   - Blocks run from the last query tile of a sequence to the first (longest first).
+//   - Work per block: block x of a sequence of T query tiles runs tile T - 1 - x, then tile x
+//     (the middle tile of an odd T alone), both through the same ring, so every block of a
+//     causal prefill has T + 1 key tiles of work, and the second tile's first K / V tiles load
+//     while the first tile's last ones are still in use. The consumers run the tiles one after
+//     the other (O, running max and sums reset per tile).
 // Numerics match variant 1: bf16 operands, fp32 scores / softmax / accumulators, P rounded to
 // bf16 only as the MMA operand, output rounded to bf16. q must be 16-byte aligned, and the row
 // and head strides multiples of 8 elements (AttentionSm90ArgsOk).
 //
 // Measured on an H100 SXM (sieve-attention-bench, median TFLOP/s, 16 x 8192 / 4 x 8192 causal,
 // each pair from one device call): variant 1 237 / 230; the cp.async producer this kernel had
-// before (128 producer threads, 16-byte copies; commit ba8444c) 430 / 433; TMA as above
-// 586 / 596. Timing diagnostics (kLab switches, wrong results): without the K/V copies
+// before (128 producer threads, 16-byte copies; commit ba8444c) 430 / 433; TMA with one query
+// tile per block (longest first) 586 / 596, and with two 586 / 614 (medians of three runs in one
+// call: 583-589 against 576 twice for one tile; a small gain, at the edge of the spread).
+// Timing diagnostics (one tile per block; kLab switches, wrong results): without the K/V copies
 // after the first ring fill 633 / 675 (cp.async: 573 / 602), without the softmax 683 / 761, so
 // the softmax now costs more than the copies. Tried and not kept: multicast of each K / V tile
 // to a cluster of two blocks (query heads 2p and 2p + 1 of one KV head, each block copying one
 // column block into both, every stage waiting for both blocks' consumers) measured 423 / 423,
 // 473 even without the copies: the paired blocks wait for each other; ring depth 3 measured
-// 581 / 630 against 586 / 596 for depth 2 in the same call, within the run-to-run spread.
+// 581 / 630 against 586 / 596 for depth 2 in the same call, within the run-to-run spread (and
+// with a Q buffer per tile, depth 3 no longer fits 227 KB).
 // Earlier, with cp.async: a persistent grid (static item striding) measured slower (418 / 437):
 // it loses the L2 locality of the hardware's in-order block dispatch. Next steps: the softmax
-// (an exp2 split between MUFU and FMA polynomials), and the per-block start (map publication,
-// ring fill) that a persistent grid with in-order dynamic scheduling would overlap.
+// (an exp2 split between MUFU and FMA polynomials); more query tiles per block (a Q buffer
+// reused once its tile's last S is issued) to overlap more of each block's start and end.
 //
 // Tested by tests/unit/kernels/attention_test.cc (GpuPrefillSm90MatchesRef and the shared
 // prefill cases); timed by tests/bench/attention_bench.cc (sieve-attention-bench).
@@ -102,17 +110,17 @@ constexpr int kConsumerRegs = 232;
 // One tile: 128 rows x 128 dims bf16 = two 64-dim column blocks of 128 rows x 128 bytes.
 constexpr int kColBlockBytes = 128 * 128;
 constexpr int kTileBytes = 2 * kColBlockBytes;
-// Shared memory for a ring of kStages K and V tiles: Q tile, K stages, V stages, the block's K
-// and V tensor maps while they are being written, then the barriers q_full, k_full[s],
-// k_empty[s], v_full[s], v_empty[s].
-template <int kStages>
+// Shared memory for a ring of kStages K and V tiles: a Q tile per work item, K stages, V stages,
+// the block's K and V tensor maps while they are being written, then the barriers q_full[i],
+// k_full[s], k_empty[s], v_full[s], v_empty[s].
+template <int kStages, int kItems>
 struct Sm90Layout {
   static constexpr int kQOffset = 0;
-  static constexpr int kKOffset = kTileBytes;
+  static constexpr int kKOffset = kItems * kTileBytes;
   static constexpr int kVOffset = kKOffset + kStages * kTileBytes;
   static constexpr int kMapOffset = kVOffset + kStages * kTileBytes;
   static constexpr int kBarOffset = kMapOffset + 2 * 128;
-  static constexpr int kNumBars = 1 + 4 * kStages;
+  static constexpr int kNumBars = kItems + 4 * kStages;
   // + 1024: the dynamic shared-memory base is rounded up to the swizzle pattern's 1024 bytes.
   static constexpr int kSmemBytes = kBarOffset + 8 * kNumBars + 1024;
   // At most one block of this kernel fits an SM (228 KB of shared memory per SM), which is what
@@ -372,54 +380,98 @@ constexpr int kLabSkipKvLoads = 1;  // diagnostic only, wrong results: after the
                                     // fill, K/V stages are signalled without being copied
 constexpr int kLabChainReduce = 4;  // row max / sum as sequential chains, not trees
 constexpr int kLabSkipSoftmax = 8;  // diagnostic only, wrong results: P = S, no softmax
-constexpr int kLabRescaleIfChanged = 16;  // skip O *= alpha when no row max of the warp moved
 
 // kStages: depth of the K / V ring. kPingPong: the two consumer warpgroups take turns issuing
 // their GEMMs (named barriers), so one's softmax runs while the other's GEMMs occupy the
-// tensor cores. kLab: the switches above.
-template <int kStages, bool kPingPong, int kLab = 0>
+// tensor cores. kItems: query tiles per block (1: tile gridDim.x - 1 - blockIdx.x; 2: tiles
+// T - 1 - blockIdx.x and blockIdx.x of a sequence of T tiles, one after the other through the
+// same ring, so every block of a causal prefill has T + 1 key tiles of work and the second
+// tile's loads overlap the first's end). kLab: the switches above.
+template <int kStages, bool kPingPong, int kItems, int kLab = 0>
 __global__ void __launch_bounds__(kThreads, 1)
     AttentionPrefillSm90Kernel(const AttentionArgs a, const __grid_constant__ Sm90Maps maps) {
 #if SIEVE_ATTENTION_SM90A
-  using L = Sm90Layout<kStages>;
+  using L = Sm90Layout<kStages, kItems>;
   extern __shared__ __align__(16) uint8_t smem_raw[];
   const uint32_t smem = (SmemAddr(smem_raw) + 1023u) & ~1023u;
-  const uint32_t q_s = smem + L::kQOffset;
+  auto q_s = [&](int i) { return smem + L::kQOffset + i * kTileBytes; };
   auto k_s = [&](int st) { return smem + L::kKOffset + st * kTileBytes; };
   auto v_s = [&](int st) { return smem + L::kVOffset + st * kTileBytes; };
   const uint32_t maps_s = smem + L::kMapOffset;  // K map, then V map (128 bytes each)
   const uint32_t bars = smem + L::kBarOffset;
-  const uint32_t q_full = bars;
-  auto k_full = [&](int st) { return bars + 8 * (1 + st); };
-  auto k_empty = [&](int st) { return bars + 8 * (1 + kStages + st); };
-  auto v_full = [&](int st) { return bars + 8 * (1 + 2 * kStages + st); };
-  auto v_empty = [&](int st) { return bars + 8 * (1 + 3 * kStages + st); };
+  auto q_full = [&](int i) { return bars + 8 * i; };
+  auto k_full = [&](int st) { return bars + 8 * (kItems + st); };
+  auto k_empty = [&](int st) { return bars + 8 * (kItems + kStages + st); };
+  auto v_full = [&](int st) { return bars + 8 * (kItems + 2 * kStages + st); };
+  auto v_empty = [&](int st) { return bars + 8 * (kItems + 3 * kStages + st); };
 
   const int b = blockIdx.z;
   const int h = blockIdx.y;
-  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBlockRows;  // heavy (late) tiles first
   const int q_begin = a.q_starts[b];
   const int nq = a.q_starts[b + 1] - q_begin;
-  if (q0 >= nq) return;
   const int kv_len = a.kv_lens[b];
   const int g = h / (a.num_q_heads / a.num_kv_heads);
   // Row i sees keys [max(0, hi - window) or 0, hi) with hi = i + hi_offset.
   const int hi_offset = kv_len - nq + 1;
-  const int last_row = min(q0 + kBlockRows, nq) - 1;
-  const int key_begin = a.window > 0 ? max(0, q0 + hi_offset - a.window) : 0;
-  const int key_end = max(0, last_row + hi_offset);
-  const int n_begin = (key_begin / kKeyTile) * kKeyTile;
-  const int num_tiles = key_end > n_begin ? (key_end - n_begin + kKeyTile - 1) / kKeyTile : 0;
   uint16_t* out_base =
       static_cast<uint16_t*>(a.out) + int64_t{q_begin} * a.out_stride + int64_t{h} * kHeadDim;
-  if (num_tiles == 0) {
-    // No row of the block sees a key: the reference writes zeros.
-    for (int idx = threadIdx.x; idx < (last_row - q0 + 1) * kHeadDim; idx += blockDim.x) {
-      const int r = idx / kHeadDim;
-      out_base[int64_t{q0 + r} * a.out_stride + (idx - r * kHeadDim)] = 0;
+
+  // The block's work items: query tiles (rows q0 .. last_row) and the key tiles they need,
+  // heavy (late) tiles first. A tile no row of which sees a key is written as zeros here (as
+  // the reference) and dropped.
+  struct Item {
+    int q0, last_row, key_end, n_begin, num_tiles;
+  };
+  // Register arrays are indexed with constants only (else they go to local memory): item(i)
+  // selects.
+  Item items[kItems];
+  bool has[kItems];
+  {
+    int tiles[kItems];
+    if constexpr (kItems == 1) {
+      tiles[0] = gridDim.x - 1 - blockIdx.x;
+    } else {
+      const int seq_tiles = (nq + kBlockRows - 1) / kBlockRows;
+      const int x = blockIdx.x;
+      // Block x pairs tiles T - 1 - x and x; -1: none (x > T - 1 - x is another block's pair).
+      tiles[0] = x <= seq_tiles - 1 - x ? seq_tiles - 1 - x : -1;
+      tiles[1] = x < seq_tiles - 1 - x ? x : -1;
     }
-    return;
+#pragma unroll
+    for (int c = 0; c < kItems; ++c) {
+      Item& it = items[c];
+      it.q0 = tiles[c] * kBlockRows;
+      has[c] = tiles[c] >= 0 && it.q0 < nq;
+      it.last_row = min(it.q0 + kBlockRows, nq) - 1;
+      const int key_begin = a.window > 0 ? max(0, it.q0 + hi_offset - a.window) : 0;
+      it.key_end = max(0, it.last_row + hi_offset);
+      it.n_begin = (key_begin / kKeyTile) * kKeyTile;
+      it.num_tiles =
+          it.key_end > it.n_begin ? (it.key_end - it.n_begin + kKeyTile - 1) / kKeyTile : 0;
+      if (has[c] && it.num_tiles == 0) {
+        for (int idx = threadIdx.x; idx < (it.last_row - it.q0 + 1) * kHeadDim; idx += blockDim.x) {
+          const int r = idx / kHeadDim;
+          out_base[int64_t{it.q0 + r} * a.out_stride + (idx - r * kHeadDim)] = 0;
+        }
+      }
+      has[c] = has[c] && it.num_tiles > 0;
+    }
+    if constexpr (kItems == 2) {
+      if (!has[0]) {
+        items[0] = items[1];
+        has[0] = has[1];
+        has[1] = false;
+      }
+    }
   }
+  int num_items = 0, total_tiles = 0;
+#pragma unroll
+  for (int c = 0; c < kItems; ++c) {
+    num_items += has[c];
+    total_tiles += has[c] ? items[c].num_tiles : 0;
+  }
+  auto item = [&](int i) { return kItems > 1 && i == 1 ? items[kItems - 1] : items[0]; };
+  if (num_items == 0) return;
 
   // K / V come by the copy engine when both sequence bases are 16-byte aligned (a tensor map's
   // requirement; the strides are checked by AttentionSm90ArgsOk) and this SM has a map slot
@@ -435,7 +487,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   if (threadIdx.x == 0) {
     const uint32_t kv_arrivals = kv_tma ? 1 : 128;
-    MbarInit(q_full, 1);
+    for (int i = 0; i < kItems; ++i) MbarInit(q_full(i), 1);
     for (int st = 0; st < kStages; ++st) {
       MbarInit(k_full(st), kv_arrivals);
       MbarInit(v_full(st), kv_arrivals);
@@ -453,7 +505,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     // ---------------------------------------------------------------- producer warpgroup
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
     constexpr bool kCopyAll = (kLab & kLabSkipKvLoads) == 0;
-    if (t == 0) TmaLoadTile(q_s, &maps.q, q_begin + q0, h, q_full);
+    if (t == 0) {
+      for (int i = 0; i < num_items; ++i) {
+        TmaLoadTile(q_s(i), &maps.q, q_begin + item(i).q0, h, q_full(i));
+      }
+    }
     if (kv_tma) {
       // One thread issues every copy; warp 0 first points this SM's map slot at the sequence.
       if (t >= 32) return;
@@ -475,10 +531,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (t != 0) return;
       TensorMapAcquire(k_map);
       TensorMapAcquire(v_map);
-      for (int j = 0; j < num_tiles; ++j) {
-        const int st = j % kStages;
-        const int round = j / kStages;
-        const int n0 = n_begin + j * kKeyTile;
+      // jg counts key tiles over the block's items: it picks the ring stage and phase.
+      for (int jg = 0, i = 0, j = 0; jg < total_tiles; ++jg) {
+        if (j == item(i).num_tiles) {
+          ++i;
+          j = 0;
+        }
+        const int st = jg % kStages;
+        const int round = jg / kStages;
+        const int n0 = item(i).n_begin + j++ * kKeyTile;
         const bool copy = kCopyAll || round == 0;
         if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
         if (copy) {
@@ -496,10 +557,15 @@ __global__ void __launch_bounds__(kThreads, 1)
     } else {
       const uint16_t* k_ptr = static_cast<const uint16_t*>(k_seq) + int64_t{g} * a.kv_head_stride;
       const uint16_t* v_ptr = static_cast<const uint16_t*>(v_seq) + int64_t{g} * a.kv_head_stride;
-      for (int j = 0; j < num_tiles; ++j) {
-        const int st = j % kStages;
-        const int round = j / kStages;
-        const int n0 = n_begin + j * kKeyTile;
+      for (int jg = 0, i = 0, j = 0; jg < total_tiles; ++jg) {
+        if (j == item(i).num_tiles) {
+          ++i;
+          j = 0;
+        }
+        const int st = jg % kStages;
+        const int round = jg / kStages;
+        const int n0 = item(i).n_begin + j++ * kKeyTile;
+        const int key_end = item(i).key_end;
         const bool copy = kCopyAll || round == 0;
         if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
         if (copy) {
@@ -522,32 +588,24 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int warp = t / 32;
     const int lane = t % 32;
     const int quad_col = lane % 4;
-    // This thread's rows (accumulator elements e = 0, 1: row0; e = 2, 3: row0 + 8).
-    const int row0 = q0 + cw * 64 + warp * 16 + lane / 4;
-    const int hi0 = row0 + hi_offset, hi1 = hi0 + 8;
-    const int lo0 = a.window > 0 ? max(0, hi0 - a.window) : 0;
-    const int lo1 = a.window > 0 ? max(0, hi1 - a.window) : 0;
-    // Warpgroup-uniform bounds: a tile needs no mask when every key in it is visible to the
-    // warpgroup's first row (smallest hi) and to its last row (largest lo).
-    const int wg_hi_first = q0 + cw * 64 + hi_offset;
-    const int wg_lo_last = a.window > 0 ? max(0, q0 + cw * 64 + 63 + hi_offset - a.window) : 0;
     const float scale_log2 = a.scale * kLog2e;
+    // Per item: this thread's rows (accumulator elements e = 0, 1: row0; e = 2, 3: row0 + 8),
+    // their visible key ranges, and warpgroup-uniform bounds: a tile needs no mask when every
+    // key in it is visible to the warpgroup's first row (smallest hi) and to its last row
+    // (largest lo).
+    int row0, hi0, hi1, lo0, lo1, wg_hi_first, wg_lo_last, n_begin;
 
     // Descriptors. Q / K: K-major, rows 128 bytes apart, 8-row groups 1024 bytes apart; the k16
     // step kk sits in column block kk / 4 at byte 32 (kk % 4) of the (swizzled) row.
     // V: N-major (dims contiguous); per k16 step of keys, two 8-key groups 1024 bytes apart
     // (stride offset) and two 64-dim column blocks kColBlockBytes apart (leading offset).
-    const uint32_t q_wg = q_s + cw * 64 * 128;
+    uint32_t q_wg;
 
     float o[64];
-#pragma unroll
-    for (int i = 0; i < 64; ++i) o[i] = 0.f;
     float s[64];
     uint32_t p[8][4];
-    float m_run0 = -INFINITY, m_run1 = -INFINITY;  // running max of raw scores
-    float l_run0 = 0.f, l_run1 = 0.f;              // this thread's partial row sums
-
-    MbarWait(q_full, 0);
+    float m_run0, m_run1;  // running max of raw scores
+    float l_run0, l_run1;  // this thread's partial row sums
 
     // Tile j's scores were computed into s: mask, running max, exp2 in place, partial sums.
     // Returns the correction factors for O and the sums in alpha / sum.
@@ -637,16 +695,12 @@ __global__ void __launch_bounds__(kThreads, 1)
       l_run1 = l_run1 * alpha1 + sum1;
     };
     auto rescale_and_pack = [&](float alpha0, float alpha1) {
-      // alpha is exactly 1 for a row whose max did not move: O *= 1 changes nothing.
-      if ((kLab & kLabRescaleIfChanged) == 0 ||
-          __any_sync(cuda::kFullMask, alpha0 != 1.f || alpha1 != 1.f)) {
 #pragma unroll
-        for (int i = 0; i < 16; ++i) {
-          o[4 * i] *= alpha0;
-          o[4 * i + 1] *= alpha0;
-          o[4 * i + 2] *= alpha1;
-          o[4 * i + 3] *= alpha1;
-        }
+      for (int i = 0; i < 16; ++i) {
+        o[4 * i] *= alpha0;
+        o[4 * i + 1] *= alpha0;
+        o[4 * i + 2] *= alpha1;
+        o[4 * i + 3] *= alpha1;
       }
       // Keys 16 kc .. 16 kc + 15 are accumulator n8 tiles 2 kc and 2 kc + 1.
 #pragma unroll
@@ -671,11 +725,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     };
 
-    // Ping-pong: every issue step (tile 0's S, then S_j with P_{j-1} V_{j-1}, then the last
-    // P V: num_tiles + 1 steps in each warpgroup) waits for this warpgroup's turn and hands the
-    // turn over after issuing. Warpgroup 0 starts; the very last hand-over is skipped so no
-    // arrival is left pending at exit.
-    int turns_left = num_tiles + 1;
+    // Ping-pong: every issue step (per item: tile 0's S, then S_j with P_{j-1} V_{j-1}, then
+    // the last P V: num_tiles + 1 steps in each warpgroup) waits for this warpgroup's turn and
+    // hands the turn over after issuing. Warpgroup 0 starts; the very last hand-over is skipped
+    // so no arrival is left pending at exit.
+    int turns_left = total_tiles + num_items;
     auto wait_turn = [&] {
       if constexpr (kPingPong) NamedBarrierSync(kTurnBarrier + cw, 256);
     };
@@ -689,83 +743,110 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (cw == 1) NamedBarrierArrive(kTurnBarrier + 0, 256);
     }
 
-    // Tile 0: S only.
-    {
-      MbarWait(k_full(0), 0);
-      FenceProxyAsync();
-      wait_turn();
-      WgmmaFence();
-      issue_qk(0);
-      WgmmaCommit();
-      pass_turn();
-      WgmmaWait<0>();
-      RegisterFence(s);
-      __syncwarp();
-      if (lane == 0) MbarArrive(k_empty(0));
-      float alpha0, alpha1;
-      softmax(0, alpha0, alpha1);
-      rescale_and_pack(alpha0, alpha1);
-    }
-    for (int j = 1; j < num_tiles; ++j) {
-      const int st = j % kStages;
-      const int pst = (j - 1) % kStages;
-      MbarWait(k_full(st), (j / kStages) & 1);
-      MbarWait(v_full(pst), ((j - 1) / kStages) & 1);
-      FenceProxyAsync();
-      wait_turn();
-      WgmmaFence();
-      issue_qk(st);
-      WgmmaCommit();
-      issue_pv(pst);
-      WgmmaCommit();
-      pass_turn();
-      WgmmaWait<1>();  // S of tile j is ready; P_{j-1} V_{j-1} may still run
-      RegisterFence(s);
-      __syncwarp();
-      if (lane == 0) MbarArrive(k_empty(st));
-      float alpha0, alpha1;
-      softmax(j, alpha0, alpha1);
-      // The exponentials run while P_{j-1} V_{j-1} is on the tensor cores, not after it.
-      RegisterFence(s);
-      WgmmaWaitAllInNewBlock(a.window != INT_MIN);
-      RegisterFence(o);
-      __syncwarp();
-      if (lane == 0) MbarArrive(v_empty(pst));
-      rescale_and_pack(alpha0, alpha1);
-    }
-    {
-      const int pst = (num_tiles - 1) % kStages;
-      MbarWait(v_full(pst), ((num_tiles - 1) / kStages) & 1);
-      FenceProxyAsync();
-      wait_turn();
-      WgmmaFence();
-      issue_pv(pst);
-      WgmmaCommit();
-      pass_turn();
-      WgmmaWait<0>();
-      RegisterFence(o);
-    }
+    // jg0: key tiles of the earlier items (the ring's stage and phase continue across items).
+    for (int w = 0, jg0 = 0; w < num_items; jg0 += item(w).num_tiles, ++w) {
+      const Item it = item(w);
+      const int q0 = it.q0;
+      const int num_tiles = it.num_tiles;
+      n_begin = it.n_begin;
+      row0 = q0 + cw * 64 + warp * 16 + lane / 4;
+      hi0 = row0 + hi_offset;
+      hi1 = hi0 + 8;
+      lo0 = a.window > 0 ? max(0, hi0 - a.window) : 0;
+      lo1 = a.window > 0 ? max(0, hi1 - a.window) : 0;
+      wg_hi_first = q0 + cw * 64 + hi_offset;
+      wg_lo_last = a.window > 0 ? max(0, q0 + cw * 64 + 63 + hi_offset - a.window) : 0;
+      q_wg = q_s(w) + cw * 64 * 128;
+#pragma unroll
+      for (int e = 0; e < 64; ++e) o[e] = 0.f;
+      m_run0 = m_run1 = -INFINITY;
+      l_run0 = l_run1 = 0.f;
+      MbarWait(q_full(w), 0);
 
-    // Normalize and store rows below nq: thread holds dims 8 i + 2 quad_col (+1) of its 2 rows.
-    l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 1);
-    l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 2);
-    l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 1);
-    l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 2);
-    const float inv0 = l_run0 > 0.f ? 1.f / l_run0 : 0.f;
-    const float inv1 = l_run1 > 0.f ? 1.f / l_run1 : 0.f;
-    if (row0 < nq) {
-      uint16_t* row = out_base + int64_t{row0} * a.out_stride + 2 * quad_col;
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        *reinterpret_cast<uint32_t*>(row + 8 * i) = PackBf16(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+      // Tile 0: S only.
+      {
+        const int st = jg0 % kStages;
+        MbarWait(k_full(st), (jg0 / kStages) & 1);
+        FenceProxyAsync();
+        wait_turn();
+        WgmmaFence();
+        issue_qk(st);
+        WgmmaCommit();
+        pass_turn();
+        WgmmaWait<0>();
+        RegisterFence(s);
+        __syncwarp();
+        if (lane == 0) MbarArrive(k_empty(st));
+        float alpha0, alpha1;
+        softmax(0, alpha0, alpha1);
+        rescale_and_pack(alpha0, alpha1);
       }
-    }
-    if (row0 + 8 < nq) {
-      uint16_t* row = out_base + int64_t{row0 + 8} * a.out_stride + 2 * quad_col;
+      for (int j = 1; j < num_tiles; ++j) {
+        const int jg = jg0 + j;
+        const int st = jg % kStages;
+        const int pst = (jg - 1) % kStages;
+        MbarWait(k_full(st), (jg / kStages) & 1);
+        MbarWait(v_full(pst), ((jg - 1) / kStages) & 1);
+        FenceProxyAsync();
+        wait_turn();
+        WgmmaFence();
+        issue_qk(st);
+        WgmmaCommit();
+        issue_pv(pst);
+        WgmmaCommit();
+        pass_turn();
+        WgmmaWait<1>();  // S of tile j is ready; P_{j-1} V_{j-1} may still run
+        RegisterFence(s);
+        __syncwarp();
+        if (lane == 0) MbarArrive(k_empty(st));
+        float alpha0, alpha1;
+        softmax(j, alpha0, alpha1);
+        // The exponentials run while P_{j-1} V_{j-1} is on the tensor cores, not after it.
+        RegisterFence(s);
+        WgmmaWaitAllInNewBlock(a.window != INT_MIN);
+        RegisterFence(o);
+        __syncwarp();
+        if (lane == 0) MbarArrive(v_empty(pst));
+        rescale_and_pack(alpha0, alpha1);
+      }
+      {
+        const int jg = jg0 + num_tiles - 1;
+        const int pst = jg % kStages;
+        MbarWait(v_full(pst), (jg / kStages) & 1);
+        FenceProxyAsync();
+        wait_turn();
+        WgmmaFence();
+        issue_pv(pst);
+        WgmmaCommit();
+        pass_turn();
+        WgmmaWait<0>();
+        RegisterFence(o);
+        __syncwarp();
+        if (lane == 0) MbarArrive(v_empty(pst));  // the next item's tiles reuse the stage
+      }
+
+      // Normalize and store rows below nq: thread holds dims 8 i + 2 quad_col (+1) of its 2 rows.
+      l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 1);
+      l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 2);
+      l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 1);
+      l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 2);
+      const float inv0 = l_run0 > 0.f ? 1.f / l_run0 : 0.f;
+      const float inv1 = l_run1 > 0.f ? 1.f / l_run1 : 0.f;
+      if (row0 < nq) {
+        uint16_t* row = out_base + int64_t{row0} * a.out_stride + 2 * quad_col;
 #pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        *reinterpret_cast<uint32_t*>(row + 8 * i) =
-            PackBf16(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+        for (int i = 0; i < 16; ++i) {
+          *reinterpret_cast<uint32_t*>(row + 8 * i) =
+              PackBf16(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+        }
+      }
+      if (row0 + 8 < nq) {
+        uint16_t* row = out_base + int64_t{row0 + 8} * a.out_stride + 2 * quad_col;
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+          *reinterpret_cast<uint32_t*>(row + 8 * i) =
+              PackBf16(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+        }
       }
     }
   }  // consumer warpgroups
@@ -779,10 +860,10 @@ bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p
 // cuTensorMapEncodeTiled, from the driver through the runtime (no link against libcuda);
 // nullptr when the driver does not have it.
 using TensorMapEncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
-                                            const cuuint64_t*, const cuuint64_t*,
-                                            const cuuint32_t*, const cuuint32_t*,
-                                            CUtensorMapInterleave, CUtensorMapSwizzle,
-                                            CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+                                            const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
+                                            const cuuint32_t*, CUtensorMapInterleave,
+                                            CUtensorMapSwizzle, CUtensorMapL2promotion,
+                                            CUtensorMapFloatOOBfill);
 TensorMapEncodeTiledFn TensorMapEncoder() {
   static const TensorMapEncodeTiledFn fn = []() -> TensorMapEncodeTiledFn {
     void* p = nullptr;
@@ -809,20 +890,21 @@ cudaError_t EncodeTileMap(CUtensorMap* map, const void* base, int64_t rows, int6
                                  static_cast<cuuint64_t>(head_stride) * 2};  // bytes
   const cuuint32_t box[3] = {64, kBlockRows, 1};
   const cuuint32_t elem_strides[3] = {1, 1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base),
-                            dims, strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                            CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUresult r =
+      encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base), dims, strides, box,
+             elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
 // The instantiation LaunchAttentionSm90 runs.
 constexpr int kLaunchStages = 2;
 constexpr bool kLaunchPingPong = true;
+constexpr int kLaunchItems = 2;
 
-template <int kStages, bool kPingPong, int kLab = 0>
+template <int kStages, bool kPingPong, int kItems, int kLab = 0>
 cudaError_t LaunchSm90(const AttentionArgs& a, cudaStream_t stream) {
-  constexpr int kBytes = Sm90Layout<kStages>::kSmemBytes;
+  constexpr int kBytes = Sm90Layout<kStages, kItems>::kSmemBytes;
   static_assert(kBytes <= 227 * 1024, "shared memory over the sm_90 per-block limit");
   // Q over the packed rows; K / V templates (any 16-byte aligned address: each block replaces
   // it with its sequence's base, and the rows with its kv_len).
@@ -837,10 +919,11 @@ cudaError_t LaunchSm90(const AttentionArgs& a, cudaStream_t stream) {
                         a.kv_head_stride);
   }
   if (err != cudaSuccess) return err;
-  auto* kernel = AttentionPrefillSm90Kernel<kStages, kPingPong, kLab>;
+  auto* kernel = AttentionPrefillSm90Kernel<kStages, kPingPong, kItems, kLab>;
   err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
   if (err != cudaSuccess) return err;
-  const dim3 grid(cuda::CeilDiv(a.max_q_len, kBlockRows), a.num_q_heads, a.num_seqs);
+  const dim3 grid(cuda::CeilDiv(cuda::CeilDiv(a.max_q_len, kBlockRows), kItems), a.num_q_heads,
+                  a.num_seqs);
   kernel<<<grid, kThreads, kBytes, stream>>>(a, maps);
   return cudaGetLastError();
 }
@@ -867,7 +950,8 @@ bool AttentionSm90DeviceOk() {
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
         major == 9 && minor == 0 && TensorMapEncoder() != nullptr &&
-        cudaFuncGetAttributes(&attr, AttentionPrefillSm90Kernel<kLaunchStages, kLaunchPingPong>) ==
+        cudaFuncGetAttributes(
+            &attr, AttentionPrefillSm90Kernel<kLaunchStages, kLaunchPingPong, kLaunchItems>) ==
             cudaSuccess &&
         attr.binaryVersion == 90;
     v = ok ? 1 : 2;
@@ -877,7 +961,7 @@ bool AttentionSm90DeviceOk() {
 }
 
 cudaError_t LaunchAttentionSm90(const AttentionArgs& a, cudaStream_t stream) {
-  return LaunchSm90<kLaunchStages, kLaunchPingPong>(a, stream);
+  return LaunchSm90<kLaunchStages, kLaunchPingPong, kLaunchItems>(a, stream);
 }
 
 }  // namespace sieve::kernels
