@@ -62,7 +62,9 @@
 // each pair from one device call): variant 1 237 / 230; the cp.async producer this kernel had
 // before (128 producer threads, 16-byte copies; commit ba8444c) 430 / 433; TMA with one query
 // tile per block (longest first) 586 / 596, and with two 586 / 614 (medians of three runs in one
-// call: 583-589 against 576 twice for one tile; a small gain, at the edge of the spread).
+// call: 583-589 against 576 twice for one tile; a small gain, at the edge of the spread). Last
+// call (commit 19201c4 against ba8444c, three runs each): 589 / 606 against 437 / 439; the
+// 4 x 8192 medians of this kernel spread over 596-654 between runs.
 // Timing diagnostics (one tile per block; kLab switches, wrong results): without the K/V copies
 // after the first ring fill 633 / 675 (cp.async: 573 / 602), without the softmax 683 / 761, so
 // the softmax now costs more than the copies. Tried and not kept: multicast of each K / V tile
