@@ -5,11 +5,13 @@
 // Four variants (AttentionVariant); LaunchAttention picks one from the arguments and a cached
 // per-device capability query (no device reads per launch; AttentionChooseVariant says which):
 //   1s. Prefill on Hopper (AttentionPrefillSm90Kernel, kernels/attention_sm90.cu): warp-
-//      specialized wgmma flash attention (a producer warpgroup streams K/V through an mbarrier
-//      ring; two consumer warpgroups of 64 query rows run S = Q K^T and O += P V on wgmma with
-//      P in registers). Chosen for prefill-shaped arguments (variant 2 not chosen) when they
-//      also satisfy AttentionSm90ArgsOk (bf16, head_dim 128, scale > 0) on a compute-capability
-//      9.0 device with sm_90a code in the binary; otherwise variant 1 runs.
+//      specialized wgmma flash attention (one producer thread streams Q, K and V tiles through
+//      an mbarrier ring with the copy engine (TMA; the per-sequence K/V tensor maps are written
+//      on the device); two consumer warpgroups of 64 query rows run S = Q K^T and O += P V on
+//      wgmma with P in registers). Chosen for prefill-shaped arguments (variant 2 not chosen)
+//      when they also satisfy AttentionSm90ArgsOk (bf16, head_dim 128, scale > 0) on a
+//      compute-capability 9.0 device with sm_90a code in the binary and a driver that encodes
+//      tensor maps; otherwise variant 1 runs.
 //   1. Prefill, tensor cores (AttentionPrefillKernel<kHeadDim>): bf16, head_dim 64 or 128,
 //      16-byte aligned q / strides. One block of 4 warps per (128 query rows, query head,
 //      sequence); each warp owns two tiles of 16 rows, so every K/V fragment read from shared

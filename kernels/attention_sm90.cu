@@ -3,16 +3,29 @@
 // CPU reference: kernels/ref/attention_ref.cc; chosen by LaunchAttention (kernels/attention.cu)
 // on compute capability 9.0 for prefill-shaped arguments, else variant 1 there runs.
 //
-// Algorithm (one block of 3 warpgroups per (128 query rows, query head, sequence)):
-//   - Warpgroup 0 produces: it copies the block's Q tile (128 rows x 128 dims) once, then every
-//     K and V tile of 128 keys the block needs, with 16-byte cp.async into a two-stage ring in
-//     shared memory. Each copy lands directly in the layout the tensor cores read: 64-element
-//     (128-byte) column blocks, rows 128 bytes apart, the 16-byte chunks of each row permuted by
-//     XOR with (row mod 8) ("128-byte swizzle"), so a wgmma shared-memory descriptor can point at
-//     it and reads hit every bank once. Completion is signalled through mbarriers
-//     (cp.async.mbarrier.arrive.noinc: the barrier flips when all 128 producer threads' copies
-//     have landed); the consumers free a stage through a second mbarrier per stage. K and V
-//     have separate barriers, so K of tile j+1 streams in while V of tile j is still in use.
+// Algorithm (one block of 3 warpgroups per (query head, sequence, pair of 128-row query tiles)):
+//   - Warpgroup 0 produces; one thread of it issues every copy, through the copy engine (TMA,
+//     cp.async.bulk.tensor): the block's two Q tiles (128 rows x 128 dims, a buffer each) once,
+//     then every K and V tile of 128 keys its query tiles need, in order, into one two-stage
+//     ring in shared memory. Each copy lands directly in the layout the tensor cores read:
+//     64-element (128-byte) column blocks, rows 128 bytes apart, the 16-byte chunks of each row
+//     permuted by XOR with (row mod 8) ("128-byte swizzle", which the copy engine applies
+//     itself: one box of 64 dims x 128 rows per column block), so a wgmma shared-memory
+//     descriptor can point at it and reads hit every bank once; rows past the end of the tensor
+//     arrive as zeros. A stage's "full" mbarrier completes when
+//     its bytes have landed (expect_tx); the consumers free a stage through a second mbarrier.
+//     K and V have separate barriers, so K of tile j+1 streams in while V of tile j is in use.
+//     Tensor maps: Q's is encoded on the host per launch (cuTensorMapEncodeTiled, fetched with
+//     cudaGetDriverEntryPointByVersion, so there is no libcuda link) and passed as a
+//     __grid_constant__ parameter. K / V pointers are per sequence and live in device memory
+//     (AttentionArgs::k_seqs), so the host gets a template instead (strides, head count, box,
+//     swizzle): warp 0 of each block copies it to shared memory, points it at its sequence
+//     (tensormap.replace: base k_seqs[b], kv_lens[b] rows), publishes it to its SM's slot in
+//     global memory (tensormap.cp_fenceproxy; the copy engine reads maps from global memory
+//     only) and acquires it before the first copy. A block owns its SM's slot while it runs:
+//     two blocks of this kernel never fit one SM (shared memory). The other producer warps
+//     exit; a sequence whose K or V base is not 16-byte aligned (a tensor map's requirement)
+//     instead has all 128 producer threads stage its tiles with plain loads and stores.
 //     Producers give registers back (setmaxnreg.dec 40, consumers .inc 232); ptxas still
 //     allocates every path within the 168 registers of the launch bound (a wider reduction
 //     tree spilled), so the consumer code is written to fit 168 (S 64 + O 64 + P 32 + scalars).
@@ -33,28 +46,45 @@
 //   - Masking: key tiles entirely above the diagonal (or left of the window) are never loaded;
 //     only tiles that cross a boundary for some row of the warpgroup pay for the mask. Rows with
 //     no visible key keep max -inf and shift by 0, so they sum to 0 and write zeros (as the
-//     reference). Rows and keys past the ends are zero-filled in shared memory, never stored.
-//   - Blocks run from the last query tile of a sequence to the first (longest first).
+//     reference). A tile may reach past the block's rows or keys: query rows of the next
+//     sequence (computed, never stored), keys of the sequence no row of the block sees (masked;
+//     their P is 0), keys past kv_lens[b] and rows past total_q (zeros from the copy engine).
+//   - Work per block: block x of a sequence of T query tiles runs tile T - 1 - x, then tile x
+//     (the middle tile of an odd T alone), both through the same ring, so every block of a
+//     causal prefill has T + 1 key tiles of work, and the second tile's first K / V tiles load
+//     while the first tile's last ones are still in use. The consumers run the tiles one after
+//     the other (O, running max and sums reset per tile).
 // Numerics match variant 1: bf16 operands, fp32 scores / softmax / accumulators, P rounded to
-// bf16 only as the MMA operand, output rounded to bf16.
-// A sequence whose K/V base pointer is not 16-byte aligned is staged with plain loads and
-// stores by the producer (checked per block); q must be 16-byte aligned (AttentionSm90ArgsOk).
+// bf16 only as the MMA operand, output rounded to bf16. q must be 16-byte aligned, and the row
+// and head strides multiples of 8 elements (AttentionSm90ArgsOk).
 //
-// Measured on an H100 SXM (sieve-attention-bench, median, 16 x 8192 / 4 x 8192 causal): variant 1
-// 236 / 229 TFLOP/s, this kernel 437 / 435. Timing diagnostics (kLab switches, wrong results):
-// without the K/V copies after the first ring fill 573 / 602, without the softmax 482 / 474,
-// without both 756 / 765. So the cp.async K/V path (~3.5 TB/s of L2 -> shared memory traffic
-// at this speed) costs the most, then the softmax; next steps: K/V by TMA (tensor maps per
-// sequence, e.g. written on the device with tensormap.replace) and multicast to a cluster of
-// blocks sharing a KV head, then an exp2 split between MUFU and FMA polynomials. A persistent
-// grid (static item striding) measured slower (418 / 437): it loses the L2 locality of the
-// hardware's in-order block dispatch. Ring depth 3 measured no faster than 2.
+// Measured on an H100 SXM (sieve-attention-bench, median TFLOP/s, 16 x 8192 / 4 x 8192 causal,
+// each pair from one device call): variant 1 237 / 230; the cp.async producer this kernel had
+// before (128 producer threads, 16-byte copies; commit ba8444c) 430 / 433; TMA with one query
+// tile per block (longest first) 586 / 596, and with two 586 / 614 (medians of three runs in one
+// call: 583-589 against 576 twice for one tile; a small gain, at the edge of the spread). Last
+// call (commit 19201c4 against ba8444c, three runs each): 589 / 606 against 437 / 439; the
+// 4 x 8192 medians of this kernel spread over 596-654 between runs.
+// Timing diagnostics (one tile per block; kLab switches, wrong results): without the K/V copies
+// after the first ring fill 633 / 675 (cp.async: 573 / 602), without the softmax 683 / 761, so
+// the softmax now costs more than the copies. Tried and not kept: multicast of each K / V tile
+// to a cluster of two blocks (query heads 2p and 2p + 1 of one KV head, each block copying one
+// column block into both, every stage waiting for both blocks' consumers) measured 423 / 423,
+// 473 even without the copies: the paired blocks wait for each other; ring depth 3 measured
+// 581 / 630 against 586 / 596 for depth 2 in the same call, within the run-to-run spread (and
+// with a Q buffer per tile, depth 3 no longer fits 227 KB).
+// Earlier, with cp.async: a persistent grid (static item striding) measured slower (418 / 437):
+// it loses the L2 locality of the hardware's in-order block dispatch. Next steps: the softmax
+// (an exp2 split between MUFU and FMA polynomials); more query tiles per block (a Q buffer
+// reused once its tile's last S is issued) to overlap more of each block's start and end.
 //
 // Tested by tests/unit/kernels/attention_test.cc (GpuPrefillSm90MatchesRef and the shared
 // prefill cases); timed by tests/bench/attention_bench.cc (sieve-attention-bench).
+#include <cuda.h>  // CUtensorMap and its enums only: the encoder comes through the runtime
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdint>
@@ -82,18 +112,39 @@ constexpr int kConsumerRegs = 232;
 // One tile: 128 rows x 128 dims bf16 = two 64-dim column blocks of 128 rows x 128 bytes.
 constexpr int kColBlockBytes = 128 * 128;
 constexpr int kTileBytes = 2 * kColBlockBytes;
-// Shared memory for a ring of kStages K and V tiles: Q tile, K stages, V stages, then the
-// barriers q_full, k_full[s], k_empty[s], v_full[s], v_empty[s].
-template <int kStages>
+// Shared memory for a ring of kStages K and V tiles: a Q tile per work item, K stages, V stages,
+// the block's K and V tensor maps while they are being written, then the barriers q_full[i],
+// k_full[s], k_empty[s], v_full[s], v_empty[s].
+template <int kStages, int kItems>
 struct Sm90Layout {
   static constexpr int kQOffset = 0;
-  static constexpr int kKOffset = kTileBytes;
+  static constexpr int kKOffset = kItems * kTileBytes;
   static constexpr int kVOffset = kKOffset + kStages * kTileBytes;
-  static constexpr int kBarOffset = kVOffset + kStages * kTileBytes;
-  static constexpr int kNumBars = 1 + 4 * kStages;
+  static constexpr int kMapOffset = kVOffset + kStages * kTileBytes;
+  static constexpr int kBarOffset = kMapOffset + 2 * 128;
+  static constexpr int kNumBars = kItems + 4 * kStages;
   // + 1024: the dynamic shared-memory base is rounded up to the swizzle pattern's 1024 bytes.
   static constexpr int kSmemBytes = kBarOffset + 8 * kNumBars + 1024;
+  // At most one block of this kernel fits an SM (228 KB of shared memory per SM), which is what
+  // lets a block own its SM's tensor-map slot (g_kv_maps) while it runs.
+  static_assert(2 * kSmemBytes > 228 * 1024, "two blocks could share an SM's map slot");
 };
+
+// Tensor maps of one launch, built on the host (kernel parameter, __grid_constant__). Each
+// describes a bf16 tensor {128 dims, rows, heads} (row / head strides from AttentionArgs) read
+// in boxes of 64 dims x 128 rows x 1 head with the 128-byte swizzle, i.e. one 64-dim column
+// block of a tile exactly as the tensor cores read it; rows past the tensor are zero-filled.
+struct Sm90Maps {
+  CUtensorMap q;  // the packed query rows: base a.q, total_q rows, num_q_heads heads
+  // Templates for one sequence's keys / values (num_kv_heads heads): a block copies them,
+  // points the copy at its sequence (base k_seqs[b] / v_seqs[b], kv_lens[b] rows) and uses that.
+  CUtensorMap k, v;
+};
+
+// Per SM, the K and V tensor maps of the block running there (the copy engine reads tensor maps
+// from global memory only, and the launch has no workspace). Indexed by %smid.
+constexpr int kMapSlots = 256;
+__device__ __align__(128) CUtensorMap g_kv_maps[kMapSlots][2];
 constexpr int kConsumerWarps = 8;  // arrivals that free a stage (lane 0 of each consumer warp)
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -129,25 +180,56 @@ __device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
 
 // ---- copies --------------------------------------------------------------------------------
 
-// 16 bytes global -> shared; zero-fills (reads nothing) when !valid. kL2Hint: an L2 miss
-// fetches the whole aligned 256 bytes (one K/V row of a head) from device memory at once.
-template <bool kL2Hint>
-__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src, bool valid) {
-  if constexpr (kL2Hint) {
-    asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
-  } else {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-                 "r"(valid ? 16 : 0)
-                 : "memory");
-  }
+// Arrives on `bar` and adds `bytes` to the transaction count its current phase waits for.
+__device__ __forceinline__ void MbarArriveExpectTx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
+               : "memory");
 }
 
-// Arrives on `bar` once every cp.async this thread issued so far has landed (counts as one of
-// the barrier's expected arrivals).
-__device__ __forceinline__ void CpAsyncArriveNoinc(uint32_t bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+// Copy engine (TMA): the box at coordinates {dim, row, head} of `map` into shared memory at
+// `dst` (1024-byte aligned for the swizzle); its bytes count against `bar`'s transactions.
+__device__ __forceinline__ void TmaLoad3d(uint32_t dst, const CUtensorMap* map, int dim, int row,
+                                          int head, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+      " [%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(dim), "r"(row), "r"(head), "r"(bar)
+      : "memory");
+}
+
+// One tile (128 rows x 128 dims, two 64-dim column blocks) by the copy engine.
+__device__ __forceinline__ void TmaLoadTile(uint32_t tile, const CUtensorMap* map, int row,
+                                            int head, uint32_t bar) {
+  MbarArriveExpectTx(bar, kTileBytes);
+  TmaLoad3d(tile, map, 0, row, head, bar);
+  TmaLoad3d(tile + kColBlockBytes, map, 64, row, head, bar);
+}
+
+// The tensor map at shared address `map` (a copy of a template) now starts at `base` and has
+// `rows` rows (dimension 1).
+__device__ __forceinline__ void TensorMapRetarget(uint32_t map, const void* base, int rows) {
+  asm volatile(
+      "tensormap.replace.tile.global_address.shared::cta.b1024.b64 [%0], %1;\n"
+      "tensormap.replace.tile.global_dim.shared::cta.b1024.b32 [%0], 1, %2;\n" ::"r"(map),
+      "l"(reinterpret_cast<uint64_t>(base)), "r"(rows)
+      : "memory");
+}
+
+// Warp-wide: copies the 128-byte tensor map at shared `src` to global `dst` and releases it to
+// the copy engine's view (the tensormap proxy).
+__device__ __forceinline__ void TensorMapPublish(CUtensorMap* dst, uint32_t src) {
+  asm volatile(
+      "tensormap.cp_fenceproxy.global.shared::cta.tensormap::generic.release.gpu.sync.aligned"
+      " [%0], [%1], 128;\n" ::"l"(reinterpret_cast<uint64_t>(dst)),
+      "r"(src)
+      : "memory");
+}
+
+// Orders the published map before this thread's copies through it.
+__device__ __forceinline__ void TensorMapAcquire(const CUtensorMap* map) {
+  asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map))
+               : "memory");
 }
 
 // Orders this thread's generic-proxy view of shared memory before later async-proxy (wgmma)
@@ -251,15 +333,14 @@ __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
 
 // ---- producer ------------------------------------------------------------------------------
 
-// Rows [row0, row0 + 128) of a [rows, 128] bf16 matrix (row stride `stride` elements) into the
-// swizzled tile at `tile`; rows outside [0, row_end) are zero-filled. Thread t (0..127) copies
-// 16-byte chunk t % 16 of rows t / 16 + 8 k, k = 0..15: its destination offset only moves by
-// 1024 bytes per k, since (row mod 8) is fixed. With `async`, cp.async (16-byte aligned rows);
-// else plain loads and stores, then a proxy fence so the tensor cores see them.
-template <bool kL2Hint>
-__device__ __forceinline__ void LoadTileSwizzled(uint32_t tile, const uint16_t* gmem,
-                                                 int64_t stride, int row0, int row_end, int t,
-                                                 bool async) {
+// The copy engine's fallback, for K / V whose base is not 16-byte aligned: rows [row0, row0 +
+// 128) of a [rows, 128] bf16 matrix (row stride `stride` elements) into the swizzled tile at
+// `tile` with 2-byte loads and 16-byte shared stores; rows outside [0, row_end) are zero-filled.
+// Thread t (0..127) copies 16-byte chunk t % 16 of rows t / 16 + 8 k, k = 0..15: its destination
+// offset only moves by 1024 bytes per k, since (row mod 8) is fixed. Then a proxy fence, so the
+// tensor cores see the stores, and one arrival on `bar`.
+__device__ __forceinline__ void LoadTilePlain(uint32_t tile, const uint16_t* gmem, int64_t stride,
+                                              int row0, int row_end, int t, uint32_t bar) {
   const int r8 = t >> 4, c = t & 15;
   const uint32_t dst0 = tile + (c >> 3) * kColBlockBytes + r8 * 128 + (((c & 7) ^ r8) << 4);
   const uint16_t* src0 = gmem + c * 8;
@@ -268,29 +349,17 @@ __device__ __forceinline__ void LoadTileSwizzled(uint32_t tile, const uint16_t* 
     const int row = row0 + r8 + 8 * k;
     const bool valid = row >= 0 && row < row_end;
     const uint16_t* src = src0 + (valid ? static_cast<int64_t>(row) * stride : 0);
-    if (async) {
-      CpAsync16<kL2Hint>(dst0 + 1024 * k, src, valid);
-    } else {
-      uint32_t w[4] = {0, 0, 0, 0};
-      if (valid) {
+    uint32_t w[4] = {0, 0, 0, 0};
+    if (valid) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) w[e] = uint32_t{src[2 * e]} | (uint32_t{src[2 * e + 1]} << 16);
-      }
-      asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst0 + 1024 * k), "r"(w[0]),
-                   "r"(w[1]), "r"(w[2]), "r"(w[3])
-                   : "memory");
+      for (int e = 0; e < 4; ++e) w[e] = uint32_t{src[2 * e]} | (uint32_t{src[2 * e + 1]} << 16);
     }
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(dst0 + 1024 * k), "r"(w[0]),
+                 "r"(w[1]), "r"(w[2]), "r"(w[3])
+                 : "memory");
   }
-}
-
-// Signals `bar` once this thread's part of the tile is in shared memory.
-__device__ __forceinline__ void TileArrive(uint32_t bar, bool async) {
-  if (async) {
-    CpAsyncArriveNoinc(bar);
-  } else {
-    FenceProxyAsync();
-    MbarArrive(bar);
-  }
+  FenceProxyAsync();
+  MbarArrive(bar);
 }
 
 #endif  // SIEVE_ATTENTION_SM90A
@@ -311,60 +380,119 @@ __device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
 // Lab switches (kLab bits; LaunchAttentionSm90 runs kLab = 0), for timing alternatives:
 constexpr int kLabSkipKvLoads = 1;  // diagnostic only, wrong results: after the ring's first
                                     // fill, K/V stages are signalled without being copied
-constexpr int kLabNoL2Hint = 2;     // plain cp.async (no 256-byte L2 fetch hint)
 constexpr int kLabChainReduce = 4;  // row max / sum as sequential chains, not trees
 constexpr int kLabSkipSoftmax = 8;  // diagnostic only, wrong results: P = S, no softmax
 
 // kStages: depth of the K / V ring. kPingPong: the two consumer warpgroups take turns issuing
 // their GEMMs (named barriers), so one's softmax runs while the other's GEMMs occupy the
-// tensor cores. kLab: the switches above.
-template <int kStages, bool kPingPong, int kLab = 0>
-__global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const AttentionArgs a) {
+// tensor cores. kItems: query tiles per block (1: tile gridDim.x - 1 - blockIdx.x; 2: tiles
+// T - 1 - blockIdx.x and blockIdx.x of a sequence of T tiles, one after the other through the
+// same ring, so every block of a causal prefill has T + 1 key tiles of work and the second
+// tile's loads overlap the first's end). kLab: the switches above.
+template <int kStages, bool kPingPong, int kItems, int kLab = 0>
+__global__ void __launch_bounds__(kThreads, 1)
+    AttentionPrefillSm90Kernel(const AttentionArgs a, const __grid_constant__ Sm90Maps maps) {
 #if SIEVE_ATTENTION_SM90A
-  using L = Sm90Layout<kStages>;
+  using L = Sm90Layout<kStages, kItems>;
   extern __shared__ __align__(16) uint8_t smem_raw[];
   const uint32_t smem = (SmemAddr(smem_raw) + 1023u) & ~1023u;
-  const uint32_t q_s = smem + L::kQOffset;
+  auto q_s = [&](int i) { return smem + L::kQOffset + i * kTileBytes; };
   auto k_s = [&](int st) { return smem + L::kKOffset + st * kTileBytes; };
   auto v_s = [&](int st) { return smem + L::kVOffset + st * kTileBytes; };
+  const uint32_t maps_s = smem + L::kMapOffset;  // K map, then V map (128 bytes each)
   const uint32_t bars = smem + L::kBarOffset;
-  const uint32_t q_full = bars;
-  auto k_full = [&](int st) { return bars + 8 * (1 + st); };
-  auto k_empty = [&](int st) { return bars + 8 * (1 + kStages + st); };
-  auto v_full = [&](int st) { return bars + 8 * (1 + 2 * kStages + st); };
-  auto v_empty = [&](int st) { return bars + 8 * (1 + 3 * kStages + st); };
+  auto q_full = [&](int i) { return bars + 8 * i; };
+  auto k_full = [&](int st) { return bars + 8 * (kItems + st); };
+  auto k_empty = [&](int st) { return bars + 8 * (kItems + kStages + st); };
+  auto v_full = [&](int st) { return bars + 8 * (kItems + 2 * kStages + st); };
+  auto v_empty = [&](int st) { return bars + 8 * (kItems + 3 * kStages + st); };
 
   const int b = blockIdx.z;
   const int h = blockIdx.y;
-  const int q0 = (gridDim.x - 1 - blockIdx.x) * kBlockRows;  // heavy (late) tiles first
   const int q_begin = a.q_starts[b];
   const int nq = a.q_starts[b + 1] - q_begin;
-  if (q0 >= nq) return;
   const int kv_len = a.kv_lens[b];
   const int g = h / (a.num_q_heads / a.num_kv_heads);
   // Row i sees keys [max(0, hi - window) or 0, hi) with hi = i + hi_offset.
   const int hi_offset = kv_len - nq + 1;
-  const int last_row = min(q0 + kBlockRows, nq) - 1;
-  const int key_begin = a.window > 0 ? max(0, q0 + hi_offset - a.window) : 0;
-  const int key_end = max(0, last_row + hi_offset);
-  const int n_begin = (key_begin / kKeyTile) * kKeyTile;
-  const int num_tiles = key_end > n_begin ? (key_end - n_begin + kKeyTile - 1) / kKeyTile : 0;
   uint16_t* out_base =
       static_cast<uint16_t*>(a.out) + int64_t{q_begin} * a.out_stride + int64_t{h} * kHeadDim;
-  if (num_tiles == 0) {
-    // No row of the block sees a key: the reference writes zeros.
-    for (int idx = threadIdx.x; idx < (last_row - q0 + 1) * kHeadDim; idx += blockDim.x) {
-      const int r = idx / kHeadDim;
-      out_base[int64_t{q0 + r} * a.out_stride + (idx - r * kHeadDim)] = 0;
+
+  // The block's work items: query tiles (rows q0 .. last_row) and the key tiles they need,
+  // heavy (late) tiles first. A tile no row of which sees a key is written as zeros here (as
+  // the reference) and dropped.
+  struct Item {
+    int q0, last_row, key_end, n_begin, num_tiles;
+  };
+  // Register arrays are indexed with constants only (else they go to local memory): item(i)
+  // selects.
+  Item items[kItems];
+  bool has[kItems];
+  {
+    int tiles[kItems];
+    if constexpr (kItems == 1) {
+      tiles[0] = gridDim.x - 1 - blockIdx.x;
+    } else {
+      const int seq_tiles = (nq + kBlockRows - 1) / kBlockRows;
+      const int x = blockIdx.x;
+      // Block x pairs tiles T - 1 - x and x; -1: none (x > T - 1 - x is another block's pair).
+      tiles[0] = x <= seq_tiles - 1 - x ? seq_tiles - 1 - x : -1;
+      tiles[1] = x < seq_tiles - 1 - x ? x : -1;
     }
-    return;
+#pragma unroll
+    for (int c = 0; c < kItems; ++c) {
+      Item& it = items[c];
+      it.q0 = tiles[c] * kBlockRows;
+      has[c] = tiles[c] >= 0 && it.q0 < nq;
+      it.last_row = min(it.q0 + kBlockRows, nq) - 1;
+      const int key_begin = a.window > 0 ? max(0, it.q0 + hi_offset - a.window) : 0;
+      it.key_end = max(0, it.last_row + hi_offset);
+      it.n_begin = (key_begin / kKeyTile) * kKeyTile;
+      it.num_tiles =
+          it.key_end > it.n_begin ? (it.key_end - it.n_begin + kKeyTile - 1) / kKeyTile : 0;
+      if (has[c] && it.num_tiles == 0) {
+        for (int idx = threadIdx.x; idx < (it.last_row - it.q0 + 1) * kHeadDim; idx += blockDim.x) {
+          const int r = idx / kHeadDim;
+          out_base[int64_t{it.q0 + r} * a.out_stride + (idx - r * kHeadDim)] = 0;
+        }
+      }
+      has[c] = has[c] && it.num_tiles > 0;
+    }
+    if constexpr (kItems == 2) {
+      if (!has[0]) {
+        items[0] = items[1];
+        has[0] = has[1];
+        has[1] = false;
+      }
+    }
   }
+  int num_items = 0, total_tiles = 0;
+#pragma unroll
+  for (int c = 0; c < kItems; ++c) {
+    num_items += has[c];
+    total_tiles += has[c] ? items[c].num_tiles : 0;
+  }
+  auto item = [&](int i) { return kItems > 1 && i == 1 ? items[kItems - 1] : items[0]; };
+  if (num_items == 0) return;
+
+  // K / V come by the copy engine when both sequence bases are 16-byte aligned (a tensor map's
+  // requirement; the strides are checked by AttentionSm90ArgsOk) and this SM has a map slot
+  // (always, on parts with at most kMapSlots SMs); else every producer thread stages its share
+  // with plain loads. Q always comes by the copy engine (a.q is 16-byte aligned).
+  const void* k_seq = a.k_seqs[b];
+  const void* v_seq = a.v_seqs[b];
+  uint32_t smid;
+  asm("mov.u32 %0, %%smid;\n" : "=r"(smid));
+  const bool kv_tma =
+      ((reinterpret_cast<uintptr_t>(k_seq) | reinterpret_cast<uintptr_t>(v_seq)) & 15u) == 0 &&
+      smid < kMapSlots;
 
   if (threadIdx.x == 0) {
-    MbarInit(q_full, 128);
+    const uint32_t kv_arrivals = kv_tma ? 1 : 128;
+    for (int i = 0; i < kItems; ++i) MbarInit(q_full(i), 1);
     for (int st = 0; st < kStages; ++st) {
-      MbarInit(k_full(st), 128);
-      MbarInit(v_full(st), 128);
+      MbarInit(k_full(st), kv_arrivals);
+      MbarInit(v_full(st), kv_arrivals);
       MbarInit(k_empty(st), kConsumerWarps);
       MbarInit(v_empty(st), kConsumerWarps);
     }
@@ -378,32 +506,83 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
   if (wg == 0) {
     // ---------------------------------------------------------------- producer warpgroup
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducerRegs));
-    const uint16_t* q_ptr =
-        static_cast<const uint16_t*>(a.q) + int64_t{q_begin} * a.q_stride + int64_t{h} * kHeadDim;
-    const uint16_t* k_ptr =
-        static_cast<const uint16_t*>(a.k_seqs[b]) + int64_t{g} * a.kv_head_stride;
-    const uint16_t* v_ptr =
-        static_cast<const uint16_t*>(a.v_seqs[b]) + int64_t{g} * a.kv_head_stride;
-    const bool kv_async =
-        ((reinterpret_cast<uintptr_t>(k_ptr) | reinterpret_cast<uintptr_t>(v_ptr)) & 15u) == 0;
-    constexpr bool kHint = (kLab & kLabNoL2Hint) == 0;
-    LoadTileSwizzled<kHint>(q_s, q_ptr, a.q_stride, q0, nq, t, true);
-    TileArrive(q_full, true);
-    for (int j = 0; j < num_tiles; ++j) {
-      const int st = j % kStages;
-      const int round = j / kStages;
-      const int n0 = n_begin + j * kKeyTile;
-      if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
-      const bool copy = (kLab & kLabSkipKvLoads) == 0 || round == 0;
-      if (copy)
-        LoadTileSwizzled<kHint>(k_s(st), k_ptr, a.kv_token_stride, n0, key_end, t, kv_async);
-      TileArrive(k_full(st), kv_async);
-      if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
-      if (copy)
-        LoadTileSwizzled<kHint>(v_s(st), v_ptr, a.kv_token_stride, n0, key_end, t, kv_async);
-      TileArrive(v_full(st), kv_async);
+    constexpr bool kCopyAll = (kLab & kLabSkipKvLoads) == 0;
+    if (t == 0) {
+      for (int i = 0; i < num_items; ++i) {
+        TmaLoadTile(q_s(i), &maps.q, q_begin + item(i).q0, h, q_full(i));
+      }
     }
-    asm volatile("cp.async.wait_all;\n" ::: "memory");
+    if (kv_tma) {
+      // One thread issues every copy; warp 0 first points this SM's map slot at the sequence.
+      if (t >= 32) return;
+      {
+        const uint64_t* src =
+            reinterpret_cast<const uint64_t*>(t < 16 ? &maps.k : &maps.v) + (t & 15);
+        asm volatile("st.shared.b64 [%0], %1;\n" ::"r"(maps_s + 8 * t), "l"(*src) : "memory");
+      }
+      __syncwarp();
+      if (t == 0) {
+        TensorMapRetarget(maps_s, k_seq, kv_len);
+        TensorMapRetarget(maps_s + 128, v_seq, kv_len);
+      }
+      __syncwarp();
+      CUtensorMap* k_map = &g_kv_maps[smid][0];
+      CUtensorMap* v_map = &g_kv_maps[smid][1];
+      TensorMapPublish(k_map, maps_s);
+      TensorMapPublish(v_map, maps_s + 128);
+      if (t != 0) return;
+      TensorMapAcquire(k_map);
+      TensorMapAcquire(v_map);
+      // jg counts key tiles over the block's items: it picks the ring stage and phase.
+      for (int jg = 0, i = 0, j = 0; jg < total_tiles; ++jg) {
+        if (j == item(i).num_tiles) {
+          ++i;
+          j = 0;
+        }
+        const int st = jg % kStages;
+        const int round = jg / kStages;
+        const int n0 = item(i).n_begin + j++ * kKeyTile;
+        const bool copy = kCopyAll || round == 0;
+        if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
+        if (copy) {
+          TmaLoadTile(k_s(st), k_map, n0, g, k_full(st));
+        } else {
+          MbarArrive(k_full(st));
+        }
+        if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
+        if (copy) {
+          TmaLoadTile(v_s(st), v_map, n0, g, v_full(st));
+        } else {
+          MbarArrive(v_full(st));
+        }
+      }
+    } else {
+      const uint16_t* k_ptr = static_cast<const uint16_t*>(k_seq) + int64_t{g} * a.kv_head_stride;
+      const uint16_t* v_ptr = static_cast<const uint16_t*>(v_seq) + int64_t{g} * a.kv_head_stride;
+      for (int jg = 0, i = 0, j = 0; jg < total_tiles; ++jg) {
+        if (j == item(i).num_tiles) {
+          ++i;
+          j = 0;
+        }
+        const int st = jg % kStages;
+        const int round = jg / kStages;
+        const int n0 = item(i).n_begin + j++ * kKeyTile;
+        const int key_end = item(i).key_end;
+        const bool copy = kCopyAll || round == 0;
+        if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
+        if (copy) {
+          LoadTilePlain(k_s(st), k_ptr, a.kv_token_stride, n0, key_end, t, k_full(st));
+        } else {
+          MbarArrive(k_full(st));
+        }
+        if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
+        if (copy) {
+          LoadTilePlain(v_s(st), v_ptr, a.kv_token_stride, n0, key_end, t, v_full(st));
+        } else {
+          MbarArrive(v_full(st));
+        }
+      }
+    }
   } else {
     // ------------------------------------------------------------------ consumer warpgroups
     asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumerRegs));
@@ -411,32 +590,24 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
     const int warp = t / 32;
     const int lane = t % 32;
     const int quad_col = lane % 4;
-    // This thread's rows (accumulator elements e = 0, 1: row0; e = 2, 3: row0 + 8).
-    const int row0 = q0 + cw * 64 + warp * 16 + lane / 4;
-    const int hi0 = row0 + hi_offset, hi1 = hi0 + 8;
-    const int lo0 = a.window > 0 ? max(0, hi0 - a.window) : 0;
-    const int lo1 = a.window > 0 ? max(0, hi1 - a.window) : 0;
-    // Warpgroup-uniform bounds: a tile needs no mask when every key in it is visible to the
-    // warpgroup's first row (smallest hi) and to its last row (largest lo).
-    const int wg_hi_first = q0 + cw * 64 + hi_offset;
-    const int wg_lo_last = a.window > 0 ? max(0, q0 + cw * 64 + 63 + hi_offset - a.window) : 0;
     const float scale_log2 = a.scale * kLog2e;
+    // Per item: this thread's rows (accumulator elements e = 0, 1: row0; e = 2, 3: row0 + 8),
+    // their visible key ranges, and warpgroup-uniform bounds: a tile needs no mask when every
+    // key in it is visible to the warpgroup's first row (smallest hi) and to its last row
+    // (largest lo).
+    int row0, hi0, hi1, lo0, lo1, wg_hi_first, wg_lo_last, n_begin;
 
     // Descriptors. Q / K: K-major, rows 128 bytes apart, 8-row groups 1024 bytes apart; the k16
     // step kk sits in column block kk / 4 at byte 32 (kk % 4) of the (swizzled) row.
     // V: N-major (dims contiguous); per k16 step of keys, two 8-key groups 1024 bytes apart
     // (stride offset) and two 64-dim column blocks kColBlockBytes apart (leading offset).
-    const uint32_t q_wg = q_s + cw * 64 * 128;
+    uint32_t q_wg;
 
     float o[64];
-#pragma unroll
-    for (int i = 0; i < 64; ++i) o[i] = 0.f;
     float s[64];
     uint32_t p[8][4];
-    float m_run0 = -INFINITY, m_run1 = -INFINITY;  // running max of raw scores
-    float l_run0 = 0.f, l_run1 = 0.f;              // this thread's partial row sums
-
-    MbarWait(q_full, 0);
+    float m_run0, m_run1;  // running max of raw scores
+    float l_run0, l_run1;  // this thread's partial row sums
 
     // Tile j's scores were computed into s: mask, running max, exp2 in place, partial sums.
     // Returns the correction factors for O and the sums in alpha / sum.
@@ -556,11 +727,11 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
       }
     };
 
-    // Ping-pong: every issue step (tile 0's S, then S_j with P_{j-1} V_{j-1}, then the last
-    // P V: num_tiles + 1 steps in each warpgroup) waits for this warpgroup's turn and hands the
-    // turn over after issuing. Warpgroup 0 starts; the very last hand-over is skipped so no
-    // arrival is left pending at exit.
-    int turns_left = num_tiles + 1;
+    // Ping-pong: every issue step (per item: tile 0's S, then S_j with P_{j-1} V_{j-1}, then
+    // the last P V: num_tiles + 1 steps in each warpgroup) waits for this warpgroup's turn and
+    // hands the turn over after issuing. Warpgroup 0 starts; the very last hand-over is skipped
+    // so no arrival is left pending at exit.
+    int turns_left = total_tiles + num_items;
     auto wait_turn = [&] {
       if constexpr (kPingPong) NamedBarrierSync(kTurnBarrier + cw, 256);
     };
@@ -574,83 +745,110 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
       if (cw == 1) NamedBarrierArrive(kTurnBarrier + 0, 256);
     }
 
-    // Tile 0: S only.
-    {
-      MbarWait(k_full(0), 0);
-      FenceProxyAsync();
-      wait_turn();
-      WgmmaFence();
-      issue_qk(0);
-      WgmmaCommit();
-      pass_turn();
-      WgmmaWait<0>();
-      RegisterFence(s);
-      __syncwarp();
-      if (lane == 0) MbarArrive(k_empty(0));
-      float alpha0, alpha1;
-      softmax(0, alpha0, alpha1);
-      rescale_and_pack(alpha0, alpha1);
-    }
-    for (int j = 1; j < num_tiles; ++j) {
-      const int st = j % kStages;
-      const int pst = (j - 1) % kStages;
-      MbarWait(k_full(st), (j / kStages) & 1);
-      MbarWait(v_full(pst), ((j - 1) / kStages) & 1);
-      FenceProxyAsync();
-      wait_turn();
-      WgmmaFence();
-      issue_qk(st);
-      WgmmaCommit();
-      issue_pv(pst);
-      WgmmaCommit();
-      pass_turn();
-      WgmmaWait<1>();  // S of tile j is ready; P_{j-1} V_{j-1} may still run
-      RegisterFence(s);
-      __syncwarp();
-      if (lane == 0) MbarArrive(k_empty(st));
-      float alpha0, alpha1;
-      softmax(j, alpha0, alpha1);
-      // The exponentials run while P_{j-1} V_{j-1} is on the tensor cores, not after it.
-      RegisterFence(s);
-      WgmmaWaitAllInNewBlock(a.window != INT_MIN);
-      RegisterFence(o);
-      __syncwarp();
-      if (lane == 0) MbarArrive(v_empty(pst));
-      rescale_and_pack(alpha0, alpha1);
-    }
-    {
-      const int pst = (num_tiles - 1) % kStages;
-      MbarWait(v_full(pst), ((num_tiles - 1) / kStages) & 1);
-      FenceProxyAsync();
-      wait_turn();
-      WgmmaFence();
-      issue_pv(pst);
-      WgmmaCommit();
-      pass_turn();
-      WgmmaWait<0>();
-      RegisterFence(o);
-    }
+    // jg0: key tiles of the earlier items (the ring's stage and phase continue across items).
+    for (int w = 0, jg0 = 0; w < num_items; jg0 += item(w).num_tiles, ++w) {
+      const Item it = item(w);
+      const int q0 = it.q0;
+      const int num_tiles = it.num_tiles;
+      n_begin = it.n_begin;
+      row0 = q0 + cw * 64 + warp * 16 + lane / 4;
+      hi0 = row0 + hi_offset;
+      hi1 = hi0 + 8;
+      lo0 = a.window > 0 ? max(0, hi0 - a.window) : 0;
+      lo1 = a.window > 0 ? max(0, hi1 - a.window) : 0;
+      wg_hi_first = q0 + cw * 64 + hi_offset;
+      wg_lo_last = a.window > 0 ? max(0, q0 + cw * 64 + 63 + hi_offset - a.window) : 0;
+      q_wg = q_s(w) + cw * 64 * 128;
+#pragma unroll
+      for (int e = 0; e < 64; ++e) o[e] = 0.f;
+      m_run0 = m_run1 = -INFINITY;
+      l_run0 = l_run1 = 0.f;
+      MbarWait(q_full(w), 0);
 
-    // Normalize and store rows below nq: thread holds dims 8 i + 2 quad_col (+1) of its 2 rows.
-    l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 1);
-    l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 2);
-    l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 1);
-    l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 2);
-    const float inv0 = l_run0 > 0.f ? 1.f / l_run0 : 0.f;
-    const float inv1 = l_run1 > 0.f ? 1.f / l_run1 : 0.f;
-    if (row0 < nq) {
-      uint16_t* row = out_base + int64_t{row0} * a.out_stride + 2 * quad_col;
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        *reinterpret_cast<uint32_t*>(row + 8 * i) = PackBf16(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+      // Tile 0: S only.
+      {
+        const int st = jg0 % kStages;
+        MbarWait(k_full(st), (jg0 / kStages) & 1);
+        FenceProxyAsync();
+        wait_turn();
+        WgmmaFence();
+        issue_qk(st);
+        WgmmaCommit();
+        pass_turn();
+        WgmmaWait<0>();
+        RegisterFence(s);
+        __syncwarp();
+        if (lane == 0) MbarArrive(k_empty(st));
+        float alpha0, alpha1;
+        softmax(0, alpha0, alpha1);
+        rescale_and_pack(alpha0, alpha1);
       }
-    }
-    if (row0 + 8 < nq) {
-      uint16_t* row = out_base + int64_t{row0 + 8} * a.out_stride + 2 * quad_col;
+      for (int j = 1; j < num_tiles; ++j) {
+        const int jg = jg0 + j;
+        const int st = jg % kStages;
+        const int pst = (jg - 1) % kStages;
+        MbarWait(k_full(st), (jg / kStages) & 1);
+        MbarWait(v_full(pst), ((jg - 1) / kStages) & 1);
+        FenceProxyAsync();
+        wait_turn();
+        WgmmaFence();
+        issue_qk(st);
+        WgmmaCommit();
+        issue_pv(pst);
+        WgmmaCommit();
+        pass_turn();
+        WgmmaWait<1>();  // S of tile j is ready; P_{j-1} V_{j-1} may still run
+        RegisterFence(s);
+        __syncwarp();
+        if (lane == 0) MbarArrive(k_empty(st));
+        float alpha0, alpha1;
+        softmax(j, alpha0, alpha1);
+        // The exponentials run while P_{j-1} V_{j-1} is on the tensor cores, not after it.
+        RegisterFence(s);
+        WgmmaWaitAllInNewBlock(a.window != INT_MIN);
+        RegisterFence(o);
+        __syncwarp();
+        if (lane == 0) MbarArrive(v_empty(pst));
+        rescale_and_pack(alpha0, alpha1);
+      }
+      {
+        const int jg = jg0 + num_tiles - 1;
+        const int pst = jg % kStages;
+        MbarWait(v_full(pst), (jg / kStages) & 1);
+        FenceProxyAsync();
+        wait_turn();
+        WgmmaFence();
+        issue_pv(pst);
+        WgmmaCommit();
+        pass_turn();
+        WgmmaWait<0>();
+        RegisterFence(o);
+        __syncwarp();
+        if (lane == 0) MbarArrive(v_empty(pst));  // the next item's tiles reuse the stage
+      }
+
+      // Normalize and store rows below nq: thread holds dims 8 i + 2 quad_col (+1) of its 2 rows.
+      l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 1);
+      l_run0 += __shfl_xor_sync(cuda::kFullMask, l_run0, 2);
+      l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 1);
+      l_run1 += __shfl_xor_sync(cuda::kFullMask, l_run1, 2);
+      const float inv0 = l_run0 > 0.f ? 1.f / l_run0 : 0.f;
+      const float inv1 = l_run1 > 0.f ? 1.f / l_run1 : 0.f;
+      if (row0 < nq) {
+        uint16_t* row = out_base + int64_t{row0} * a.out_stride + 2 * quad_col;
 #pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        *reinterpret_cast<uint32_t*>(row + 8 * i) =
-            PackBf16(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+        for (int i = 0; i < 16; ++i) {
+          *reinterpret_cast<uint32_t*>(row + 8 * i) =
+              PackBf16(o[4 * i] * inv0, o[4 * i + 1] * inv0);
+        }
+      }
+      if (row0 + 8 < nq) {
+        uint16_t* row = out_base + int64_t{row0 + 8} * a.out_stride + 2 * quad_col;
+#pragma unroll
+        for (int i = 0; i < 16; ++i) {
+          *reinterpret_cast<uint32_t*>(row + 8 * i) =
+              PackBf16(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
+        }
       }
     }
   }  // consumer warpgroups
@@ -661,20 +859,74 @@ __global__ void __launch_bounds__(kThreads, 1) AttentionPrefillSm90Kernel(const 
 
 bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+// cuTensorMapEncodeTiled, from the driver through the runtime (no link against libcuda);
+// nullptr when the driver does not have it.
+using TensorMapEncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
+                                            const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
+                                            const cuuint32_t*, CUtensorMapInterleave,
+                                            CUtensorMapSwizzle, CUtensorMapL2promotion,
+                                            CUtensorMapFloatOOBfill);
+TensorMapEncodeTiledFn TensorMapEncoder() {
+  static const TensorMapEncodeTiledFn fn = []() -> TensorMapEncodeTiledFn {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      return nullptr;
+    }
+    return reinterpret_cast<TensorMapEncodeTiledFn>(p);
+  }();
+  return fn;
+}
+
+// A map of the bf16 tensor {kHeadDim dims, rows, heads} at `base` (strides in elements), boxes of
+// 64 dims x kBlockRows rows x 1 head, 128-byte swizzle (see Sm90Maps).
+cudaError_t EncodeTileMap(CUtensorMap* map, const void* base, int64_t rows, int64_t row_stride,
+                          int heads, int64_t head_stride) {
+  const TensorMapEncodeTiledFn encode = TensorMapEncoder();
+  if (encode == nullptr) return cudaErrorNotSupported;
+  const cuuint64_t dims[3] = {kHeadDim, static_cast<cuuint64_t>(std::max<int64_t>(rows, 1)),
+                              static_cast<cuuint64_t>(heads)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(row_stride) * 2,
+                                 static_cast<cuuint64_t>(head_stride) * 2};  // bytes
+  const cuuint32_t box[3] = {64, kBlockRows, 1};
+  const cuuint32_t elem_strides[3] = {1, 1, 1};
+  const CUresult r =
+      encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<void*>(base), dims, strides, box,
+             elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
 // The instantiation LaunchAttentionSm90 runs.
 constexpr int kLaunchStages = 2;
 constexpr bool kLaunchPingPong = true;
+constexpr int kLaunchItems = 2;
 
-template <int kStages, bool kPingPong, int kLab = 0>
+template <int kStages, bool kPingPong, int kItems, int kLab = 0>
 cudaError_t LaunchSm90(const AttentionArgs& a, cudaStream_t stream) {
-  constexpr int kBytes = Sm90Layout<kStages>::kSmemBytes;
+  constexpr int kBytes = Sm90Layout<kStages, kItems>::kSmemBytes;
   static_assert(kBytes <= 227 * 1024, "shared memory over the sm_90 per-block limit");
-  auto* kernel = AttentionPrefillSm90Kernel<kStages, kPingPong, kLab>;
-  const cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+  // Q over the packed rows; K / V templates (any 16-byte aligned address: each block replaces
+  // it with its sequence's base, and the rows with its kv_len).
+  Sm90Maps maps;
+  cudaError_t err = EncodeTileMap(&maps.q, a.q, a.total_q, a.q_stride, a.num_q_heads, kHeadDim);
+  if (err == cudaSuccess) {
+    err = EncodeTileMap(&maps.k, a.q, a.max_kv_len, a.kv_token_stride, a.num_kv_heads,
+                        a.kv_head_stride);
+  }
+  if (err == cudaSuccess) {
+    err = EncodeTileMap(&maps.v, a.q, a.max_kv_len, a.kv_token_stride, a.num_kv_heads,
+                        a.kv_head_stride);
+  }
   if (err != cudaSuccess) return err;
-  const dim3 grid(cuda::CeilDiv(a.max_q_len, kBlockRows), a.num_q_heads, a.num_seqs);
-  kernel<<<grid, kThreads, kBytes, stream>>>(a);
+  auto* kernel = AttentionPrefillSm90Kernel<kStages, kPingPong, kItems, kLab>;
+  err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kBytes);
+  if (err != cudaSuccess) return err;
+  const dim3 grid(cuda::CeilDiv(cuda::CeilDiv(a.max_q_len, kBlockRows), kItems), a.num_q_heads,
+                  a.num_seqs);
+  kernel<<<grid, kThreads, kBytes, stream>>>(a, maps);
   return cudaGetLastError();
 }
 
@@ -699,8 +951,9 @@ bool AttentionSm90DeviceOk() {
     const bool ok =
         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-        major == 9 && minor == 0 &&
-        cudaFuncGetAttributes(&attr, AttentionPrefillSm90Kernel<kLaunchStages, kLaunchPingPong>) ==
+        major == 9 && minor == 0 && TensorMapEncoder() != nullptr &&
+        cudaFuncGetAttributes(
+            &attr, AttentionPrefillSm90Kernel<kLaunchStages, kLaunchPingPong, kLaunchItems>) ==
             cudaSuccess &&
         attr.binaryVersion == 90;
     v = ok ? 1 : 2;
@@ -710,7 +963,7 @@ bool AttentionSm90DeviceOk() {
 }
 
 cudaError_t LaunchAttentionSm90(const AttentionArgs& a, cudaStream_t stream) {
-  return LaunchSm90<kLaunchStages, kLaunchPingPong>(a, stream);
+  return LaunchSm90<kLaunchStages, kLaunchPingPong, kLaunchItems>(a, stream);
 }
 
 }  // namespace sieve::kernels

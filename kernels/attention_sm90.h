@@ -12,11 +12,14 @@ namespace sieve::kernels {
 // aligned q rows and K/V token / head strides, 4-byte aligned out rows, scale > 0.
 bool AttentionSm90ArgsOk(const AttentionArgs& args);
 
-// True when the current device is compute capability 9.0 and this binary carries sm_90a code
-// for the kernel. Queried once per device and cached (no device work, no synchronization).
+// True when the current device is compute capability 9.0, this binary carries sm_90a code for
+// the kernel and the driver provides cuTensorMapEncodeTiled (the kernel copies through tensor
+// maps). Queried once per device and cached (no device work, no synchronization).
 bool AttentionSm90DeviceOk();
 
-// Launches the sm_90a prefill kernel (async on `stream`); needs no workspace. The caller checks
+// Launches the sm_90a prefill kernel (async on `stream`); needs no workspace (each block keeps
+// its K/V tensor maps in a per-SM slot of a static device array). Encodes the launch's tensor
+// maps on the host first (cudaErrorInvalidValue if the driver rejects them). The caller checks
 // AttentionSm90ArgsOk and AttentionSm90DeviceOk first.
 cudaError_t LaunchAttentionSm90(const AttentionArgs& args, cudaStream_t stream);
 

@@ -15,8 +15,10 @@
 //   - sm_90a wgmma prefill (GpuPrefillSm90MatchesRef, forced; skipped off compute capability
 //     9.0): packed {1, 7, 733, 128, 129, 255, 64}, packed {8191, 1, 3001, 0, 8000} (edge rows of
 //     every sequence checked), query prefill over longer caches, empty sequences, GQA group 4
-//     and 1, windows, nq > kv_len, misaligned K/V, a peaky softmax; the prefill cases above run
-//     both through LaunchAttention's choice and with variant 1 forced;
+//     and 1, windows, nq > kv_len, a peaky softmax, all with K/V by the copy engine (per-sequence
+//     tensor maps), and misaligned K/V (the plain-load path); NaN rows after every sequence's
+//     keys, on both paths, catch a read past kv_lens; the prefill cases above run both through
+//     LaunchAttention's choice and with variant 1 forced;
 //   - split-K decode (also with forced keys per split: 64, 512, 3000, 24576): one row per
 //     sequence with kv {0, 1, 63, 64, 65, 1000, 24576}, 2-3 rows per sequence, 8 rows (32
 //     query vectors: two MMA row tiles), a window, misaligned K/V.
@@ -52,6 +54,7 @@ struct Problem {
   std::vector<int32_t> nq, kv_len;  // per sequence
   bool fused = false;               // keys are the sequences' own rows of the fused QKV buffer
   int kv_misalign = 0;              // elements added to every K/V base pointer (cache layout)
+  int kv_nan_rows = 0;              // cache layout: NaN token rows after each sequence's keys
   int decode_split_keys = 0;        // AttentionArgs::decode_split_keys
   // Built:
   std::vector<int32_t> q_starts;
@@ -89,13 +92,21 @@ struct Problem {
       kv_token_stride = int64_t{hkv} * d;
       q = sieve::testing::RandomNormal(total_q() * q_stride, seed, q_std);
       int64_t off = kv_misalign;
+      std::vector<int64_t> nan_begin;
       for (int b = 0; b < num_seqs(); ++b) {
         kv_offset.push_back(off);
         off += int64_t{kv_len[b]} * kv_token_stride;
+        nan_begin.push_back(off);
+        off += int64_t{kv_nan_rows} * kv_token_stride;
         off = (off + 7) / 8 * 8 + kv_misalign;
       }
       k = sieve::testing::RandomNormal(off + 8, seed + 1);
       v = sieve::testing::RandomNormal(off + 8, seed + 2);
+      for (int64_t begin : nan_begin) {
+        for (int64_t i = begin; i < begin + int64_t{kv_nan_rows} * kv_token_stride; ++i) {
+          k[i] = v[i] = std::numeric_limits<float>::quiet_NaN();
+        }
+      }
     }
   }
 
@@ -459,6 +470,22 @@ TEST(AttentionKernelTest, GpuPrefillSm90MatchesRef) {
   RunGpuCase(Make(32, 8, 128, {80, 300}, {20, 0}, false), {}, "sm90 nq > kv_len", v);
   RunGpuCase(Make(32, 8, 128, {150, 70}, {150, 900}, false, 0, DType::kBF16, 1), {},
              "sm90 misaligned K/V", v);
+  // NaN rows right after every sequence's keys: no block may read past kv_lens[b], neither
+  // through its sequence's tensor map (which must bound the rows per sequence, not per launch)
+  // nor on the plain-load path of misaligned K/V.
+  for (int misalign : {0, 1}) {
+    Problem p;
+    p.hq = 32;
+    p.hkv = 8;
+    p.d = 128;
+    p.nq = {300, 1, 129, 40};
+    p.kv_len = {300, 4000, 130, 2000};
+    p.kv_misalign = misalign;
+    p.kv_nan_rows = 3;
+    p.Build(91 + misalign, 3.f);
+    RunGpuCase(p, {}, "sm90 NaN past each sequence" + std::string(misalign ? " misaligned" : ""),
+               v);
+  }
   {
     // One long chunk with a peaky softmax (q ~ N(0, 8)): large running-max corrections.
     Problem p = Make(32, 8, 128, {4100}, {4100}, true);
