@@ -135,7 +135,6 @@ __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Shared-memory tiles of 64 rows x kHeadDim bf16, row stride kHeadDim + 8 elements.
 
@@ -455,10 +454,10 @@ static_assert(kDecodeWarps * kDecodeStepKeys == kTileRows, "a decode tile is one
 template <int kHeadDim, int kRows>
 struct DecodeShapeOf {
   static constexpr int kMTiles = (kRows + 15) / 16;  // 16-row MMA tiles of query vectors
-  static constexpr bool kUpperRows = kRows > 8;     // rows 8..15 of a tile hold vectors
-  static constexpr int kKChunks = kHeadDim / 32;    // 16-byte K loads per key row per lane
-  static constexpr int kVHalves = kHeadDim / 64;    // 16-byte V loads per key per lane
-  static constexpr int kOTiles = kHeadDim / 8;      // 8-dim output tiles
+  static constexpr bool kUpperRows = kRows > 8;      // rows 8..15 of a tile hold vectors
+  static constexpr int kKChunks = kHeadDim / 32;     // 16-byte K loads per key row per lane
+  static constexpr int kVHalves = kHeadDim / 64;     // 16-byte V loads per key per lane
+  static constexpr int kOTiles = kHeadDim / 8;       // 8-dim output tiles
   // A warp's ring: kDecodeStages steps of (K, V), kDecodeStepKeys rows each, bf16.
   static constexpr int kStepElems = 2 * kDecodeStepKeys * kHeadDim;
   static constexpr int kRingBytes = kDecodeWarps * kDecodeStages * kStepElems * 2;
@@ -528,8 +527,8 @@ __device__ __forceinline__ void IssueDecodeStep(uint16_t* slot, const uint16_t* 
     const int key = k0 + row;
     const bool valid = key < k_end;
     const uint16_t* src = (matrix == 0 ? k_ptr : v_ptr) + (valid ? key * stride : 0) + chunk * 8;
-    uint16_t* dst = slot + (matrix * kDecodeStepKeys + row) * kHeadDim +
-                    DecodeSwizzle(row, chunk) * 8;
+    uint16_t* dst =
+        slot + (matrix * kDecodeStepKeys + row) * kHeadDim + DecodeSwizzle(row, chunk) * 8;
     if (aligned) {
       CpAsync16(dst, src, valid);
     } else {
@@ -577,7 +576,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, 2)
   if (nq <= 0) return;
   const int kv_len = a.kv_lens[b];
   const int group = a.num_q_heads / a.num_kv_heads;
-  const int nqv = group * nq;  // vector v = head (v / nq), row (v % nq)
+  const int nqv = group * nq;               // vector v = head (v / nq), row (v % nq)
   if (nqv > qv_max || nqv > kRows) return;  // max_q_len understated: nothing sane to compute
   int lo_first, hi_first, lo_last, hi_last;
   VisibleRange(0, nq, kv_len, a.window, lo_first, hi_first);
@@ -625,8 +624,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, 2)
       const bool row_ok = v < nqv && (half == 0 || S::kUpperRows);
       const uint16_t* q_row =
           static_cast<const uint16_t*>(a.q) +
-          (row_ok ? int64_t{q_begin + v % nq} * a.q_stride +
-                        int64_t{g * group + v / nq} * kHeadDim
+          (row_ok ? int64_t{q_begin + v % nq} * a.q_stride + int64_t{g * group + v / nq} * kHeadDim
                   : 0);
 #pragma unroll
       for (int i = 0; i < S::kKChunks; ++i) {
@@ -646,7 +644,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, 2)
 #pragma unroll
   for (int mt = 0; mt < S::kMTiles; ++mt) {
 #pragma unroll
-    for (int t = 0; t < S::kOTiles; ++t) o[mt][t][0] = o[mt][t][1] = o[mt][t][2] = o[mt][t][3] = 0.f;
+    for (int t = 0; t < S::kOTiles; ++t)
+      o[mt][t][0] = o[mt][t][1] = o[mt][t][2] = o[mt][t][3] = 0.f;
   }
   const float scale_log2 = a.scale * kLog2e;
 
@@ -676,8 +675,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, 2)
     for (int j = 0; j < 4; ++j) {
 #pragma unroll
       for (int hh = 0; hh < S::kVHalves; ++hh) {
-        v_frag[j][hh] = RingChunk<kHeadDim>(
-            slot, kDecodeStepKeys + 2 * q + (j & 1) + 8 * (j >> 1), 8 * hh + c);
+        v_frag[j][hh] =
+            RingChunk<kHeadDim>(slot, kDecodeStepKeys + 2 * q + (j & 1) + 8 * (j >> 1), 8 * hh + c);
       }
     }
 
@@ -692,10 +691,9 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, 2)
         for (int i = 0; i < S::kKChunks; ++i) {
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
-            const uint32_t qa[4] = {Word(q_lo[mt][i], 2 * h),
-                                    S::kUpperRows ? Word(q_hi[mt][i], 2 * h) : 0u,
-                                    Word(q_lo[mt][i], 2 * h + 1),
-                                    S::kUpperRows ? Word(q_hi[mt][i], 2 * h + 1) : 0u};
+            const uint32_t qa[4] = {
+                Word(q_lo[mt][i], 2 * h), S::kUpperRows ? Word(q_hi[mt][i], 2 * h) : 0u,
+                Word(q_lo[mt][i], 2 * h + 1), S::kUpperRows ? Word(q_hi[mt][i], 2 * h + 1) : 0u};
             MmaBf16(s[nt], qa, Word(k_frag[nt][i], 2 * h), Word(k_frag[nt][i], 2 * h + 1));
           }
         }
@@ -782,7 +780,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, 2)
     const int e = idx - v * kHeadDim;
     float m = -INFINITY;
 #pragma unroll
-    for (int w = 0; w < kDecodeWarps; ++w) m = fmaxf(m, combine_s[(w * kRowsPad + v) * S::kRowFloats]);
+    for (int w = 0; w < kDecodeWarps; ++w)
+      m = fmaxf(m, combine_s[(w * kRowsPad + v) * S::kRowFloats]);
     float l = 0.f, out = 0.f;
 #pragma unroll
     for (int w = 0; w < kDecodeWarps; ++w) {
@@ -1001,7 +1000,7 @@ cudaError_t LaunchDecode(const AttentionArgs& a, const DecodePlan& plan, float* 
   if (err != cudaSuccess) return err;
   const dim3 grid(plan.num_splits, a.num_kv_heads, a.num_seqs);
   kernel<<<grid, kDecodeWarps * 32, kBytes, stream>>>(a, plan.split_len, plan.num_splits,
-                                                       plan.qv_max, part_out, part_stat);
+                                                      plan.qv_max, part_out, part_stat);
   err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   // Programmatic dependent launch: the merge's launch overlaps the decode kernel's tail.

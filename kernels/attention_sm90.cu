@@ -512,6 +512,34 @@ __global__ void __launch_bounds__(kThreads, 1)
         TmaLoadTile(q_s(i), &maps.q, q_begin + item(i).q0, h, q_full(i));
       }
     }
+    // Walks the block's key tiles through the ring: waits for a stage to be free, then
+    // load(smem, is_v, n0, key_end, full_barrier) fills it. jg counts key tiles over the block's
+    // items: it picks the ring stage and phase.
+    auto produce = [&](auto&& load) {
+      for (int jg = 0, i = 0, j = 0; jg < total_tiles; ++jg) {
+        if (j == item(i).num_tiles) {
+          ++i;
+          j = 0;
+        }
+        const int st = jg % kStages;
+        const int round = jg / kStages;
+        const int n0 = item(i).n_begin + j++ * kKeyTile;
+        const int key_end = item(i).key_end;
+        const bool copy = kCopyAll || round == 0;
+        if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
+        if (copy) {
+          load(k_s(st), false, n0, key_end, k_full(st));
+        } else {
+          MbarArrive(k_full(st));
+        }
+        if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
+        if (copy) {
+          load(v_s(st), true, n0, key_end, v_full(st));
+        } else {
+          MbarArrive(v_full(st));
+        }
+      }
+    };
     if (kv_tma) {
       // One thread issues every copy; warp 0 first points this SM's map slot at the sequence.
       if (t >= 32) return;
@@ -533,55 +561,16 @@ __global__ void __launch_bounds__(kThreads, 1)
       if (t != 0) return;
       TensorMapAcquire(k_map);
       TensorMapAcquire(v_map);
-      // jg counts key tiles over the block's items: it picks the ring stage and phase.
-      for (int jg = 0, i = 0, j = 0; jg < total_tiles; ++jg) {
-        if (j == item(i).num_tiles) {
-          ++i;
-          j = 0;
-        }
-        const int st = jg % kStages;
-        const int round = jg / kStages;
-        const int n0 = item(i).n_begin + j++ * kKeyTile;
-        const bool copy = kCopyAll || round == 0;
-        if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
-        if (copy) {
-          TmaLoadTile(k_s(st), k_map, n0, g, k_full(st));
-        } else {
-          MbarArrive(k_full(st));
-        }
-        if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
-        if (copy) {
-          TmaLoadTile(v_s(st), v_map, n0, g, v_full(st));
-        } else {
-          MbarArrive(v_full(st));
-        }
-      }
+      // The tensor map bounds the rows (key_end is not needed).
+      produce([&](auto smem, bool is_v, int n0, int, auto full) {
+        TmaLoadTile(smem, is_v ? v_map : k_map, n0, g, full);
+      });
     } else {
       const uint16_t* k_ptr = static_cast<const uint16_t*>(k_seq) + int64_t{g} * a.kv_head_stride;
       const uint16_t* v_ptr = static_cast<const uint16_t*>(v_seq) + int64_t{g} * a.kv_head_stride;
-      for (int jg = 0, i = 0, j = 0; jg < total_tiles; ++jg) {
-        if (j == item(i).num_tiles) {
-          ++i;
-          j = 0;
-        }
-        const int st = jg % kStages;
-        const int round = jg / kStages;
-        const int n0 = item(i).n_begin + j++ * kKeyTile;
-        const int key_end = item(i).key_end;
-        const bool copy = kCopyAll || round == 0;
-        if (round > 0) MbarWait(k_empty(st), (round - 1) & 1);
-        if (copy) {
-          LoadTilePlain(k_s(st), k_ptr, a.kv_token_stride, n0, key_end, t, k_full(st));
-        } else {
-          MbarArrive(k_full(st));
-        }
-        if (round > 0) MbarWait(v_empty(st), (round - 1) & 1);
-        if (copy) {
-          LoadTilePlain(v_s(st), v_ptr, a.kv_token_stride, n0, key_end, t, v_full(st));
-        } else {
-          MbarArrive(v_full(st));
-        }
-      }
+      produce([&](auto smem, bool is_v, int n0, int key_end, auto full) {
+        LoadTilePlain(smem, is_v ? v_ptr : k_ptr, a.kv_token_stride, n0, key_end, t, full);
+      });
     }
   } else {
     // ------------------------------------------------------------------ consumer warpgroups
