@@ -69,8 +69,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: mpirun -np 1+N sieve-node --model DIR (--request FILE|- | --serve)\n"
     "              [--device auto|cpu|cuda] [--decode-ranks R,...] [--random-weights SEED]\n"
-    "              [--max-decode-batch B] [--max-batch-rows ROWS] [--log-level LEVEL]\n"
-    "              [--debug-fail-rank R]\n"
+    "              [--max-decode-batch B] [--max-batch-rows ROWS] [--interleave-rows ROWS]\n"
+    "              [--log-level LEVEL] [--debug-fail-rank R]\n"
     "  service:    [--listen ADDR:PORT|off] [--native-listen ADDR:PORT|off] [--api-key-file F]\n"
     "              [--max-in-flight N] [--max-queued N] [--max-in-flight-tokens N]\n"
     "              [--kv-budget-mb MB] [--max-prompt-tokens N] [--max-body-mb MB]\n"
@@ -87,6 +87,7 @@ const std::set<std::string> kKnownOptions = {"model",
                                              "random-weights",
                                              "max-decode-batch",
                                              "max-batch-rows",
+                                             "interleave-rows",
                                              "log-level",
                                              "debug-fail-rank",
                                              "help",
@@ -354,8 +355,9 @@ int RunGpuRank(const Args& args, const comm::MpiComm& world, const comm::WorldLa
   auto seed = args.GetUint("random-weights");
   auto batch = args.GetInt("max-decode-batch");
   auto rows = args.GetInt("max-batch-rows");
+  auto interleave = args.GetInt("interleave-rows");
   auto fail = args.GetInt("debug-fail-rank");
-  if (!seed.ok() || !batch.ok() || !rows.ok() || !fail.ok()) {
+  if (!seed.ok() || !batch.ok() || !rows.ok() || !interleave.ok() || !fail.ok()) {
     Abort(Status::InvalidArgument("bad numeric option"), kExitUsage);
   }
   const std::string device = args.GetOr("device", "auto");
@@ -377,6 +379,7 @@ int RunGpuRank(const Args& args, const comm::MpiComm& world, const comm::WorldLa
   }
   worker::NodeOptions options{.max_decode_batch = static_cast<int>(batch->value_or(16)),
                               .max_batch_rows = rows->value_or(0),
+                              .interleave_rows = interleave->value_or(32768),
                               .debug_fail_rank = static_cast<int>(fail->value_or(-1))};
   worker::NodeRole node(*model->model, world, layout, *transport, options);
   if (Status s = node.Serve(DescribeModel(*model, ModelName(model_dir), world.Rank())); !s.ok()) {

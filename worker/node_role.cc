@@ -81,8 +81,9 @@ Status NodeRole::Serve(const proto::ModelInfo& info) {
       probe = world_.Probe(comm::MpiComm::kAnySource, std::nullopt);
     }
     // Messages are handled until one prefill ran (a WorkOrder: the only long one); then the
-    // requests this rank decodes get their step before the next prefill, so under load a
-    // request's tokens stream while later requests are being prefilled.
+    // requests this rank decodes get their step before the next prefill (and between the
+    // prefill's forwards: HandleWorkOrder), so under load a request's tokens stream while later
+    // requests are being prefilled.
     bool prefilled = false;
     while (probe && !prefilled) {
       const int source = probe->source;
@@ -170,10 +171,25 @@ Status NodeRole::HandleWorkOrder(const proto::WorkOrder& order) {
                            .kv_pool = sieve.kv_pool,
                            .keep_local = order.keep_local(),
                            .max_batch_rows = options_.max_batch_rows};
+  // Requests this rank decodes step between the forwards of this prefill, which are kept short
+  // meanwhile (NodeOptions::interleave_rows).
+  const bool decoding = std::any_of(decode_.begin(), decode_.end(), [](const auto& entry) {
+    return entry.second->started && !entry.second->generator->done();
+  });
+  if (decoding && options_.interleave_rows > 0) {
+    popt.max_batch_rows = popt.max_batch_rows > 0
+                              ? std::min(popt.max_batch_rows, options_.interleave_rows)
+                              : options_.interleave_rows;
+  }
+  Status decode_status;
+  const ChunkProgressFn between_forwards = [&](int, int) {
+    if (decode_status.ok()) decode_status = DecodeStep();
+  };
   proto::WorkerScores scores;
   scores.set_request_id(order.request_id());
   scores.set_rank(world_.Rank());
-  auto result = PrefillChunks(model_, query, chunks, popt);
+  auto result = PrefillChunks(model_, query, chunks, popt, between_forwards);
+  SIEVE_RETURN_IF_ERROR(decode_status);
   if (!result.ok()) {
     scores.set_error(StrFormat("rank %d: %s", world_.Rank(), result.status().ToString().c_str()));
     scores.set_error_code(ToProtoCode(result.status().code()));

@@ -48,6 +48,9 @@ namespace sieve::worker {
 struct NodeOptions {
   int max_decode_batch = 16;
   int64_t max_batch_rows = 0;  // prefill rows per forward (0: from free memory)
+  // While this rank decodes, prefill forwards are at most this many rows, and the decoding
+  // requests take a step after each one: their tokens keep streaming through a long prefill.
+  int64_t interleave_rows = 32768;
   int debug_fail_rank = -1;    // this rank exits (code 3) on receiving a work order
 };
 
