@@ -335,9 +335,9 @@ Status ClusterCoordinator::Dispatch(Active& a) {
   *order.mutable_eos_ids() = {model_.eos_ids().begin(), model_.eos_ids().end()};
   if (a.sieve.mode == PrefillMode::kFull) {
     *order.mutable_document_ids() = {a.tokens.document.begin(), a.tokens.document.end()};
-    return world_.Send(order, a.decode_rank, comm::MpiTag::kDecodeRequest);
+    return Post(order, a.decode_rank, comm::MpiTag::kDecodeRequest);
   }
-  SIEVE_RETURN_IF_ERROR(world_.Send(order, a.decode_rank, comm::MpiTag::kDecodeRequest));
+  SIEVE_RETURN_IF_ERROR(Post(order, a.decode_rank, comm::MpiTag::kDecodeRequest));
   const std::vector<std::vector<int>>& assignment = a.assignment;
   const int keep = a.sieve.mode == PrefillMode::kParallel ? static_cast<int>(a.spans.size())
                                                           : a.sieve.keep_chunks;
@@ -358,7 +358,7 @@ Status ClusterCoordinator::Dispatch(Active& a) {
                            a.tokens.document.begin() + span.end};
     }
     const int rank = layout_.WorkerRank(w);
-    SIEVE_RETURN_IF_ERROR(world_.Send(work, rank, comm::MpiTag::kPlan));
+    SIEVE_RETURN_IF_ERROR(Post(work, rank, comm::MpiTag::kPlan));
     a.order_ranks.insert(rank);
     a.awaiting.insert(rank);
   }
@@ -537,6 +537,21 @@ void ClusterCoordinator::CheckDeadlines() {
   }
 }
 
+Status ClusterCoordinator::Post(const google::protobuf::Message& message, int rank,
+                                comm::MpiTag tag) {
+  Status status;
+  comm::MpiSendRequest request = world_.IsendMessage(message, rank, tag, &status);
+  SIEVE_RETURN_IF_ERROR(status);
+  if (!request.Test()) sends_.push_back(std::move(request));
+  return Status::Ok();
+}
+
+bool ClusterCoordinator::ReapSends() {
+  const size_t before = sends_.size();
+  std::erase_if(sends_, [](comm::MpiSendRequest& r) { return r.Test(); });
+  return sends_.size() != before;
+}
+
 Status ClusterCoordinator::Run() {
   while (true) {
     bool progressed = false;
@@ -597,6 +612,7 @@ Status ClusterCoordinator::Run() {
                                             probe->source));
       }
     }
+    progressed = ReapSends() || progressed;
     CheckDeadlines();
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -617,6 +633,8 @@ Status ClusterCoordinator::Run() {
     }
     if (!progressed) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
+  for (comm::MpiSendRequest& r : sends_) r.Wait();
+  sends_.clear();
   for (int w = 0; w < layout_.NumWorkers(); ++w) {
     world_.SendBytes(std::string_view(), layout_.WorkerRank(w), comm::MpiTag::kShutdown);
   }

@@ -99,6 +99,12 @@ class ClusterCoordinator final : public Engine {
   void Finish(const std::string& id, const proto::DecodeUpdate& final_update);
   void Fail(const std::string& id, const Status& status);
   void CheckDeadlines();
+  // Sends `message` without blocking the loop: a rank busy in a long prefill receives its next
+  // order only when that prefill ends, and a blocking send of a large order (a rendezvous)
+  // would stall every other request's tokens until then. The frame is kept in sends_.
+  Status Post(const google::protobuf::Message& message, int rank, comm::MpiTag tag);
+  // Drops the posted frames that have been sent; true if any was.
+  bool ReapSends();
 
   const comm::MpiComm& world_;
   comm::WorldLayout layout_;
@@ -121,6 +127,7 @@ class ClusterCoordinator final : public Engine {
   // Loop-thread state.
   std::deque<std::unique_ptr<Active>> queued_;
   std::map<std::string, std::unique_ptr<Active>> active_;
+  std::vector<comm::MpiSendRequest> sends_;  // posted frames not yet sent (Post)
 };
 
 }  // namespace sieve::coordinator
