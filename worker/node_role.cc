@@ -69,77 +69,102 @@ Status NodeRole::Serve(const proto::ModelInfo& info) {
   SIEVE_LOG_INFO("node serving", "%s transport=%s", layout_.ToString().c_str(), transport_.name());
   while (true) {
     transport_.ReleaseCompletedSends();
-    // Block for a message only when nothing is left to compute.
+    // Wait for a message only when nothing is left to compute.
     bool busy = transport_.pending_sends() > 0;
     for (const auto& [id, r] : decode_) {
       busy |= r->started ? !r->generator->done() : r->Complete();
     }
-    std::optional<comm::ProbeResult> probe;
-    if (busy) {
-      probe = world_.Iprobe(comm::MpiComm::kAnySource, std::nullopt);
-    } else {
-      probe = world_.Probe(comm::MpiComm::kAnySource, std::nullopt);
-    }
-    // Messages are handled until one prefill ran (a WorkOrder: the only long one); then the
-    // requests this rank decodes get their step before the next prefill (and between the
+    if (!busy) (void)world_.Probe(comm::MpiComm::kAnySource, std::nullopt);
+    // Control messages first: they are small, and each can let a request move on (a keep
+    // decision sends its KV to the decode node). MPI keeps each tag's frames in order but lets a
+    // receive of one tag pass frames of another, so a rank with work orders queued behind its
+    // current prefill still takes every decision as soon as that prefill ends.
+    SIEVE_RETURN_IF_ERROR(HandleControlMessages());
+    // Then messages in arrival order until one prefill ran (a WorkOrder: the only long one);
+    // the requests this rank decodes get their step before the next prefill (and between the
     // prefill's forwards: HandleWorkOrder), so under load a request's tokens stream while later
     // requests are being prefilled.
+    std::optional<comm::ProbeResult> probe = world_.Iprobe(comm::MpiComm::kAnySource, std::nullopt);
     bool prefilled = false;
     while (probe && !prefilled) {
-      const int source = probe->source;
-      SIEVE_LOG_DEBUG("node message", "rank=%d from=%d tag=%s", world_.Rank(), source,
-                      std::string(comm::MpiTagName(probe->tag)).c_str());
-      Status st;
-      switch (probe->tag) {
-        case comm::MpiTag::kPlan: {
-          proto::WorkOrder order;
-          SIEVE_RETURN_IF_ERROR(world_.Recv(&order, source, probe->tag).status());
-          st = HandleWorkOrder(order);
-          prefilled = true;
-          break;
-        }
-        case comm::MpiTag::kKeepDecision: {
-          proto::KeepDecision decision;
-          SIEVE_RETURN_IF_ERROR(world_.Recv(&decision, source, probe->tag).status());
-          st = HandleKeepDecision(decision);
-          break;
-        }
-        case comm::MpiTag::kDecodeRequest: {
-          proto::DecodeOrder order;
-          SIEVE_RETURN_IF_ERROR(world_.Recv(&order, source, probe->tag).status());
-          st = HandleDecodeOrder(order);
-          break;
-        }
-        case comm::MpiTag::kKvManifest: {
-          proto::KvManifest manifest;
-          SIEVE_RETURN_IF_ERROR(world_.Recv(&manifest, source, probe->tag).status());
-          st = HandleManifest(manifest, source);
-          break;
-        }
-        case comm::MpiTag::kCancel: {
-          proto::StopRequest stop;
-          SIEVE_RETURN_IF_ERROR(world_.Recv(&stop, source, probe->tag).status());
-          HandleCancel(stop.request_id());
-          break;
-        }
-        case comm::MpiTag::kShutdown: {
-          std::string ignored;
-          SIEVE_RETURN_IF_ERROR(world_.RecvBytes(&ignored, source, probe->tag).status());
-          SIEVE_LOG_INFO("node shutting down", "rank=%d", world_.Rank());
-          return DrainAndSync();
-        }
-        default:
-          return Status::Internal(StrFormat("rank %d: unexpected message tag %s from rank %d",
-                                            world_.Rank(),
-                                            std::string(comm::MpiTagName(probe->tag)).c_str(),
-                                            source));
-      }
-      if (!st.ok()) return st;
+      bool shutdown = false;
+      SIEVE_RETURN_IF_ERROR(HandleMessage(*probe, &prefilled, &shutdown));
+      if (shutdown) return DrainAndSync();
       if (!prefilled) probe = world_.Iprobe(comm::MpiComm::kAnySource, std::nullopt);
     }
     SIEVE_RETURN_IF_ERROR(StartReadyRequests());
     SIEVE_RETURN_IF_ERROR(DecodeStep());
   }
+}
+
+Status NodeRole::HandleMessage(const comm::ProbeResult& probe, bool* prefilled, bool* shutdown) {
+  const int source = probe.source;
+  SIEVE_LOG_DEBUG("node message", "rank=%d from=%d tag=%s", world_.Rank(), source,
+                  std::string(comm::MpiTagName(probe.tag)).c_str());
+  Status st;
+  switch (probe.tag) {
+    case comm::MpiTag::kPlan: {
+      proto::WorkOrder order;
+      SIEVE_RETURN_IF_ERROR(world_.Recv(&order, source, probe.tag).status());
+      st = HandleWorkOrder(order);
+      *prefilled = true;
+      break;
+    }
+    case comm::MpiTag::kKeepDecision: {
+      proto::KeepDecision decision;
+      SIEVE_RETURN_IF_ERROR(world_.Recv(&decision, source, probe.tag).status());
+      st = HandleKeepDecision(decision);
+      break;
+    }
+    case comm::MpiTag::kDecodeRequest: {
+      proto::DecodeOrder order;
+      SIEVE_RETURN_IF_ERROR(world_.Recv(&order, source, probe.tag).status());
+      st = HandleDecodeOrder(order);
+      break;
+    }
+    case comm::MpiTag::kKvManifest: {
+      proto::KvManifest manifest;
+      SIEVE_RETURN_IF_ERROR(world_.Recv(&manifest, source, probe.tag).status());
+      st = HandleManifest(manifest, source);
+      break;
+    }
+    case comm::MpiTag::kCancel: {
+      proto::StopRequest stop;
+      SIEVE_RETURN_IF_ERROR(world_.Recv(&stop, source, probe.tag).status());
+      HandleCancel(stop.request_id());
+      break;
+    }
+    case comm::MpiTag::kShutdown: {
+      std::string ignored;
+      SIEVE_RETURN_IF_ERROR(world_.RecvBytes(&ignored, source, probe.tag).status());
+      SIEVE_LOG_INFO("node shutting down", "rank=%d", world_.Rank());
+      *shutdown = true;
+      break;
+    }
+    default:
+      return Status::Internal(StrFormat("rank %d: unexpected message tag %s from rank %d",
+                                        world_.Rank(),
+                                        std::string(comm::MpiTagName(probe.tag)).c_str(), source));
+  }
+  return st;
+}
+
+Status NodeRole::HandleControlMessages() {
+  for (comm::MpiTag tag : {comm::MpiTag::kDecodeRequest, comm::MpiTag::kKeepDecision,
+                           comm::MpiTag::kKvManifest, comm::MpiTag::kCancel}) {
+    while (auto control = world_.Iprobe(comm::MpiComm::kAnySource, tag)) {
+      bool prefilled = false, shutdown = false;
+      SIEVE_RETURN_IF_ERROR(HandleMessage(*control, &prefilled, &shutdown));
+    }
+  }
+  return Status::Ok();
+}
+
+Status NodeRole::ServeOthers() {
+  transport_.ReleaseCompletedSends();
+  SIEVE_RETURN_IF_ERROR(HandleControlMessages());
+  SIEVE_RETURN_IF_ERROR(StartReadyRequests());
+  return DecodeStep();
 }
 
 Status NodeRole::DrainAndSync() {
@@ -159,6 +184,14 @@ Status NodeRole::HandleWorkOrder(const proto::WorkOrder& order) {
     std::fflush(stderr);
     _exit(3);
   }
+  if (auto it = std::find(aborted_.begin(), aborted_.end(), order.request_id());
+      it != aborted_.end()) {
+    // The request failed or was cancelled before its work order was taken: nothing to do.
+    aborted_.erase(it);
+    SIEVE_LOG_INFO("dropped request: work order skipped", "rank=%d id=%s", world_.Rank(),
+                   order.request_id().c_str());
+    return Status::Ok();
+  }
   SieveOptions sieve;
   SieveOptionsFromProto(order.sieve(), &sieve);
   std::vector<ChunkInput> chunks;
@@ -171,25 +204,32 @@ Status NodeRole::HandleWorkOrder(const proto::WorkOrder& order) {
                            .kv_pool = sieve.kv_pool,
                            .keep_local = order.keep_local(),
                            .max_batch_rows = options_.max_batch_rows};
-  // Requests this rank decodes step between the forwards of this prefill, which are kept short
-  // meanwhile (NodeOptions::interleave_rows).
-  const bool decoding = std::any_of(decode_.begin(), decode_.end(), [](const auto& entry) {
-    return entry.second->started && !entry.second->generator->done();
-  });
-  if (decoding && options_.interleave_rows > 0) {
+  // While other requests are in flight on this rank (decoding, or waiting for a keep
+  // decision), the prefill runs in short forwards (NodeOptions::interleave_rows) and the rank
+  // serves them between forwards: control messages, requests ready to start, a decode step.
+  const bool others = !candidates_.empty() || !decode_.empty();
+  if (others && options_.interleave_rows > 0) {
     popt.max_batch_rows = popt.max_batch_rows > 0
                               ? std::min(popt.max_batch_rows, options_.interleave_rows)
                               : options_.interleave_rows;
   }
-  Status decode_status;
-  const ChunkProgressFn between_forwards = [&](int, int) {
-    if (decode_status.ok()) decode_status = DecodeStep();
+  Status between_status;
+  const ChunkProgressFn between_forwards = [&](int done, int total) {
+    if (between_status.ok() && done < total) between_status = ServeOthers();
   };
   proto::WorkerScores scores;
   scores.set_request_id(order.request_id());
   scores.set_rank(world_.Rank());
   auto result = PrefillChunks(model_, query, chunks, popt, between_forwards);
-  SIEVE_RETURN_IF_ERROR(decode_status);
+  SIEVE_RETURN_IF_ERROR(between_status);
+  if (auto it = std::find(aborted_.begin(), aborted_.end(), order.request_id());
+      it != aborted_.end()) {
+    // Aborted while it was being prefilled (a control message taken between forwards).
+    aborted_.erase(it);
+    SIEVE_LOG_INFO("dropped request: prefill discarded", "rank=%d id=%s", world_.Rank(),
+                   order.request_id().c_str());
+    return Status::Ok();
+  }
   if (!result.ok()) {
     scores.set_error(StrFormat("rank %d: %s", world_.Rank(), result.status().ToString().c_str()));
     scores.set_error_code(ToProtoCode(result.status().code()));
@@ -218,6 +258,10 @@ Status NodeRole::HandleKeepDecision(const proto::KeepDecision& decision) {
       SIEVE_LOG_INFO("dropped request: candidate KV freed", "rank=%d id=%s chunks=%zu", me,
                      id.c_str(), own->second.size());
       candidates_.erase(own);
+    } else {
+      // Control messages pass queued work orders (Serve): this request's order may still come.
+      aborted_.push_back(id);
+      if (aborted_.size() > kAbortedKept) aborted_.pop_front();
     }
     HandleCancel(id);
     return Status::Ok();
@@ -231,8 +275,10 @@ Status NodeRole::HandleKeepDecision(const proto::KeepDecision& decision) {
       auto it = std::find_if(own->second.begin(), own->second.end(),
                              [index](const ChunkKv& kv) { return kv.index == index; });
       if (it == own->second.end()) {
-        return Status::Internal(StrFormat("rank %d: request %s keeps chunk %d, which this rank "
-                                          "does not hold", me, id.c_str(), index));
+        return Status::Internal(
+            StrFormat("rank %d: request %s keeps chunk %d, which this rank "
+                      "does not hold",
+                      me, id.c_str(), index));
       }
       if (decode_rank == me) {
         DecodeEntry(id).received[index] = std::move(*it);
@@ -304,11 +350,12 @@ Status NodeRole::HandleManifest(const proto::KvManifest& manifest, int source) {
   auto kv = ChunkKv::Allocate(model_.backend(), shape, manifest.entries());
   if (!kv.ok() || static_cast<int64_t>(kv->data.bytes()) != manifest.bytes()) {
     // The payload still has to be drained to keep the point-to-point streams in order.
-    return Status::Internal(StrFormat("rank %d: cannot take chunk %d of request %s from rank %d "
-                                      "(%lld bytes): %s", world_.Rank(), manifest.chunk(),
-                                      manifest.request_id().c_str(), source,
-                                      static_cast<long long>(manifest.bytes()),
-                                      kv.ok() ? "size mismatch" : kv.status().ToString().c_str()));
+    return Status::Internal(
+        StrFormat("rank %d: cannot take chunk %d of request %s from rank %d "
+                  "(%lld bytes): %s",
+                  world_.Rank(), manifest.chunk(), manifest.request_id().c_str(), source,
+                  static_cast<long long>(manifest.bytes()),
+                  kv.ok() ? "size mismatch" : kv.status().ToString().c_str()));
   }
   kv->index = manifest.chunk();
   kv->context_tokens = manifest.context_tokens();
@@ -391,8 +438,8 @@ Status NodeRole::StartReadyRequests() {
       }
       r.accounting.mutable_timing()->set_prefill_s(pre->seconds);
       r.accounting.set_prefill_forwards(pre->forwards);
-      state = CacheFromFullPrefill(model_, pre->kept.front(), r.sieve.scope, gen.max_new_tokens,
-                                   false);
+      state =
+          CacheFromFullPrefill(model_, pre->kept.front(), r.sieve.scope, gen.max_new_tokens, false);
       if (state.ok()) {
         if (Status s = decoder_->SetLogits(0, pre->last_logits); !s.ok()) state = s;
       }
@@ -438,7 +485,8 @@ Status NodeRole::StartReadyRequests() {
     SequenceGenerator* gens[] = {r.generator.get()};
     SIEVE_RETURN_IF_ERROR(ChooseNextTokens(*decoder_, gens));
     proto::StageTiming* t = a.mutable_timing();
-    const double kv_s = r.sieve.mode == PrefillMode::kFull ? 0 : Seconds(r.t_kv_done - r.t_decision);
+    const double kv_s =
+        r.sieve.mode == PrefillMode::kFull ? 0 : Seconds(r.t_kv_done - r.t_decision);
     t->set_kv_transfer_s(kv_s);
     if (kv_s > 0 && r.bytes_moved > 0) t->set_kv_transfer_gbps(r.bytes_moved / kv_s / 1e9);
     t->set_assemble_s(assemble_s);

@@ -48,10 +48,11 @@ namespace sieve::worker {
 struct NodeOptions {
   int max_decode_batch = 16;
   int64_t max_batch_rows = 0;  // prefill rows per forward (0: from free memory)
-  // While this rank decodes, prefill forwards are at most this many rows, and the decoding
-  // requests take a step after each one: their tokens keep streaming through a long prefill.
+  // While other requests are in flight on this rank, prefill forwards are at most this many
+  // rows, and the rank serves those requests after each one (keep decisions, KV, decode steps):
+  // they move on while a long prefill runs.
   int64_t interleave_rows = 32768;
-  int debug_fail_rank = -1;    // this rank exits (code 3) on receiving a work order
+  int debug_fail_rank = -1;  // this rank exits (code 3) on receiving a work order
 };
 
 class NodeRole {
@@ -68,6 +69,15 @@ class NodeRole {
   struct DecodeRequest;
   using Clock = std::chrono::steady_clock;
 
+  // Receives and handles the frame `probe` found; *prefilled: it was a work order (a prefill
+  // ran), *shutdown: it was kShutdown.
+  Status HandleMessage(const comm::ProbeResult& probe, bool* prefilled, bool* shutdown);
+  // Handles every pending control message (decode orders, keep decisions, KV manifests,
+  // cancels), which may pass work orders queued before them.
+  Status HandleControlMessages();
+  // What a rank does between the forwards of a long prefill: control messages, requests ready
+  // to start, one decode step.
+  Status ServeOthers();
   Status HandleWorkOrder(const proto::WorkOrder& order);
   Status HandleKeepDecision(const proto::KeepDecision& decision);
   Status HandleDecodeOrder(const proto::DecodeOrder& order);
@@ -92,6 +102,10 @@ class NodeRole {
   std::unique_ptr<Decoder> decoder_;
   // Worker side: local top-k KV per request until the keep decision.
   std::map<std::string, std::vector<ChunkKv>> candidates_;
+  // Requests aborted before this rank took their work order (which then is skipped). Bounded:
+  // a rank that was never sent an order for one keeps its id until kAbortedKept newer ones.
+  static constexpr size_t kAbortedKept = 4096;
+  std::deque<std::string> aborted_;
   // Decode side.
   std::map<std::string, std::unique_ptr<DecodeRequest>> decode_;
   std::deque<std::string> decode_order_;  // arrival order, for fair batching
