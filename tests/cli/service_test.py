@@ -3,12 +3,14 @@
 
     python3 tests/cli/service_test.py BUILD_DIR FIXTURES_DIR TMPDIR
 
-Three services, each `mpirun ... sieve-node --serve` on kernel-chosen loopback ports:
+Four services, each `mpirun ... sieve-node --serve` on kernel-chosen loopback ports:
   main    -np 3, API key, small limits (timeouts 2 s, 40 connections, 1 MiB bodies, 5000-token
           documents, 4 MiB KV budget per rank, 4 in flight, 12 queued, decode batch 8): answers vs
           sieve-run through every client, bad input, auth, timeouts, connection limit, cancel on
           disconnect, admission, the load test, then graceful SIGTERM
   batch1  -np 3, --max-decode-batch 1: the batching comparison, then SIGINT with a 1 s grace
+  batch16 -np 3, defaults: the other side of the batching comparison, and a request aborted
+          (deadline) while its work order waits behind a long prefill: the worker skips it
   local   -np 1 (LocalEngine): answers vs sieve-run, a bad request, SIGTERM
 Prints one line per check and exits 1 at the first failure (the service logs are printed).
 """
@@ -720,6 +722,34 @@ b16.start()
 interleaved_16 = overlap(b16)
 expect(interleaved_16 > 150, f"--max-decode-batch 16: B streamed {interleaved_16} of 400 tokens "
        "while A decoded (both in one decode step: batched)")
+
+# An abort that passes its queued work order: a long document keeps the workers busy (~4 s on two
+# cores); a short request behind it misses its 0.5 s deadline while its work order is still
+# queued at a worker. The abort is a control message and is taken first, so the worker skips that
+# prefill; the long request and the next one are answered.
+long_reply = {}
+
+
+def long_request():
+    long_reply["status"] = su.http_json(b16.http_host, b16.http_port, "POST", "/v1/completions",
+                                        {"prompt": "lamp " * 60000, "query": "q",
+                                         "max_tokens": 2}, timeout=300)[0]
+
+
+long_thread = threading.Thread(target=long_request)
+long_thread.start()
+time.sleep(0.5)
+late, _, late_body = su.http_json(b16.http_host, b16.http_port, "POST", "/v1/completions",
+                                  {"prompt": "lamp " * 200, "query": "q", "max_tokens": 2,
+                                   "deadline_seconds": 0.5})
+long_thread.join()
+skipped = wait_for_log(b16, r"dropped request: (work order skipped|prefill discarded)")
+after = su.http_json(b16.http_host, b16.http_port, "POST", "/v1/completions",
+                     {"prompt": "lamp " * 200, "query": "q", "max_tokens": 2})[0]
+expect(late == 504 and long_reply.get("status") == 200 and skipped and after == 200,
+       "a request whose deadline passes while its work order is queued behind a long prefill: "
+       "504, the worker skips its prefill, the long request and the next one are answered",
+       (late, late_body, long_reply, after))
 b16.stop()
 services.remove(b16)
 
