@@ -19,7 +19,8 @@
 // budget and every rank's KV budget allow, first come first served, waiting in a queue of at most
 // max_queued (beyond that: RESOURCE_EXHAUSTED, naming what it waits for). Deadlines apply to
 // waiting requests too. All MPI traffic happens on the thread that calls Run(); Submit, Cancel and
-// Shutdown are thread-safe.
+// Shutdown are thread-safe. Orders go out without blocking (Post): a rank busy in a prefill
+// takes its next order late, and the loop keeps streaming other requests' tokens meanwhile.
 //
 // Tested by tests/cli/sieve_node_test.sh (batch mode under mpirun) and the service tests.
 #pragma once
