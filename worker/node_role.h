@@ -16,6 +16,12 @@
 //   kTokens to rank 0 and ending with kResponse (DecodeUpdate with the decode-side accounting).
 //   A loop turn runs at most one WorkOrder's prefill, so on a rank that both prefills and
 //   decodes, the requests it decodes advance between the prefills of later ones.
+// Scheduling: control messages (kDecodeRequest, kKeepDecision, kKvManifest, kCancel) are taken
+// before queued work orders, and again between the forwards of a prefill, which are capped at
+// NodeOptions::interleave_rows while other requests are in flight on the rank (one decode step
+// and any ready request's start run there too): a request's KV moves, and its tokens stream,
+// while later requests are prefilled. An abort that passes its queued work order (e.g. a deadline)
+// makes the rank skip that prefill.
 // Any rank:
 //   kCancel (StopRequest)    drop the request (stop string, deadline, client gone); an abort
 //                            (KeepDecision.abort) frees every buffer the request holds here,
@@ -25,7 +31,8 @@
 // A failed request is answered with an error (WorkerScores.error or DecodeUpdate.error); the
 // rank keeps serving. --debug-fail-rank makes a rank exit mid-request, for the failure test.
 //
-// Tested by tests/cli/sieve_node_test.sh (1-3 workers, every oracle scenario, a failing rank).
+// Tested by tests/cli/sieve_node_test.sh (1-3 workers, every oracle scenario, a failing rank)
+// and tests/cli/service_test.py (concurrent requests, cancels, an abort passing its work order).
 #pragma once
 
 #include <chrono>
