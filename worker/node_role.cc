@@ -207,7 +207,11 @@ Status NodeRole::HandleWorkOrder(const proto::WorkOrder& order) {
   // While other requests are in flight on this rank (decoding, or waiting for a keep
   // decision), the prefill runs in short forwards (NodeOptions::interleave_rows) and the rank
   // serves them between forwards: control messages, requests ready to start, a decode step.
-  const bool others = !candidates_.empty() || !decode_.empty();
+  const std::string& id = order.request_id();
+  const bool others =
+      !candidates_.empty() || std::any_of(decode_.begin(), decode_.end(), [&](const auto& entry) {
+        return entry.first != id;  // this rank may be the request's own decode node
+      });
   if (others && options_.interleave_rows > 0) {
     popt.max_batch_rows = popt.max_batch_rows > 0
                               ? std::min(popt.max_batch_rows, options_.interleave_rows)
