@@ -26,57 +26,17 @@
 
 #include "kernels/attention.h"
 #include "kernels/cuda_check.h"
-#include "kernels/random_init.h"
+#include "tests/bench/bench_util.h"
 
 namespace sieve::kernels {
 namespace {
 
 constexpr int kHq = 32, kHkv = 8, kD = 128;
 
-// Owned device memory.
-class DeviceBuffer {
- public:
-  explicit DeviceBuffer(size_t bytes) : bytes_(bytes) {
-    SIEVE_CUDA_CHECK(cudaMalloc(&ptr_, std::max<size_t>(bytes, 1)));
-  }
-  ~DeviceBuffer() { cudaFree(ptr_); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  template <typename T = void>
-  T* get() const {
-    return static_cast<T*>(ptr_);
-  }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void* ptr_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-struct EventPair {
-  EventPair() {
-    SIEVE_CUDA_CHECK(cudaEventCreate(&start));
-    SIEVE_CUDA_CHECK(cudaEventCreate(&stop));
-  }
-  ~EventPair() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  EventPair(const EventPair&) = delete;
-  EventPair& operator=(const EventPair&) = delete;
-  cudaEvent_t start = nullptr, stop = nullptr;
-};
+using bench::DeviceBuffer;
 
 void FillRandom(void* p, int64_t n, uint64_t stream, float stddev) {
-  RandomInitArgs args{.out = p,
-                      .dtype = DType::kBF16,
-                      .n = n,
-                      .seed = 1234,
-                      .stream = stream,
-                      .mean = 0.f,
-                      .stddev = stddev,
-                      .constant = false};
-  SIEVE_CUDA_CHECK(LaunchRandomInit(args, nullptr));
+  bench::FillRandomBf16(p, n, /*seed=*/1234, stream, stddev);
 }
 
 struct Config {
@@ -222,22 +182,9 @@ Result Run(const Config& c, int reps, DeviceBuffer& flush,
   AttentionArgs host_view = a;
   Validate(host_view, c, q_starts, k_ptrs, v_ptrs, &result);
 
-  for (int i = 0; i < 3; ++i) launch();
-  std::vector<float> times;
-  EventPair ev;
-  for (int i = 0; i < reps; ++i) {
-    SIEVE_CUDA_CHECK(cudaMemsetAsync(flush.get(), i & 0xff, flush.bytes(), nullptr));
-    SIEVE_CUDA_CHECK(cudaEventRecord(ev.start, nullptr));
-    launch();
-    SIEVE_CUDA_CHECK(cudaEventRecord(ev.stop, nullptr));
-    SIEVE_CUDA_CHECK(cudaEventSynchronize(ev.stop));
-    float ms = 0;
-    SIEVE_CUDA_CHECK(cudaEventElapsedTime(&ms, ev.start, ev.stop));
-    times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  result.median_ms = times[times.size() / 2];
-  result.min_ms = times.front();
+  const bench::Timing t = bench::TimeFlushed(launch, flush, reps);
+  result.median_ms = t.median_ms;
+  result.min_ms = t.min_ms;
   return result;
 }
 

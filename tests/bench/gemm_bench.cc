@@ -22,49 +22,15 @@
 #include "kernels/dtype.h"
 #include "kernels/gemm_cublas.h"
 #include "kernels/gemm_skinny.h"
-#include "kernels/random_init.h"
+#include "tests/bench/bench_util.h"
 
 namespace sieve::kernels {
 namespace {
 
-void* DeviceAlloc(size_t bytes) {
-  void* p = nullptr;
-  SIEVE_CUDA_CHECK(cudaMalloc(&p, bytes));
-  return p;
-}
+using bench::DeviceBuffer;
 
-void Fill(void* p, int64_t n, uint64_t stream, float stddev) {
-  SIEVE_CUDA_CHECK(LaunchRandomInit({.out = p,
-                                     .dtype = DType::kBF16,
-                                     .n = n,
-                                     .seed = 99,
-                                     .stream = stream,
-                                     .mean = 0.f,
-                                     .stddev = stddev,
-                                     .constant = false},
-                                    nullptr));
-}
-
-double MedianMicros(const std::function<void()>& run, void* flush, size_t flush_bytes) {
-  cudaEvent_t start, stop;
-  SIEVE_CUDA_CHECK(cudaEventCreate(&start));
-  SIEVE_CUDA_CHECK(cudaEventCreate(&stop));
-  for (int i = 0; i < 3; ++i) run();
-  std::vector<double> us;
-  for (int i = 0; i < 20; ++i) {
-    SIEVE_CUDA_CHECK(cudaMemsetAsync(flush, i, flush_bytes, nullptr));
-    SIEVE_CUDA_CHECK(cudaEventRecord(start, nullptr));
-    run();
-    SIEVE_CUDA_CHECK(cudaEventRecord(stop, nullptr));
-    SIEVE_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    SIEVE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    us.push_back(ms * 1e3);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  std::sort(us.begin(), us.end());
-  return us[us.size() / 2];
+double MedianMicros(const std::function<void()>& run, const DeviceBuffer& flush) {
+  return bench::TimeFlushed(run, flush, /*reps=*/20).median_ms * 1e3;
 }
 
 std::vector<float> ToHost(const void* p, int64_t n, DType dtype) {
@@ -88,21 +54,18 @@ int Main() {
                           {"lm_head", 128256, 4096, DType::kF32}};
   std::unique_ptr<CublasLtGemm> cublas;
   SIEVE_CUDA_CHECK(CublasLtGemm::Create(CublasLtGemm::kDefaultWorkspaceBytes, &cublas));
-  const size_t flush_bytes = size_t{256} << 20;
-  void* flush = DeviceAlloc(flush_bytes);
+  const DeviceBuffer flush(size_t{256} << 20);
   std::printf("%-8s %3s %7s %6s | %10s %8s | %10s %8s | %7s %9s\n", "op", "m", "n", "k",
               "cuBLAS us", "GB/s", "skinny us", "GB/s", "speedup", "max_rdiff");
   for (const Shape& s : shapes) {
-    void* w = DeviceAlloc(size_t(s.n) * s.k * 2);
-    Fill(w, s.n * s.k, 1, 0.02f);
+    const DeviceBuffer w(size_t(s.n) * s.k * 2);
+    bench::FillRandomBf16(w.get(), s.n * s.k, /*seed=*/99, /*stream=*/1, 0.02f);
     for (int64_t m : {1, 8}) {
-      void* x = DeviceAlloc(size_t(m) * s.k * 2);
-      Fill(x, m * s.k, 2, 1.f);
-      void* y_ref = DeviceAlloc(size_t(m) * s.n * 4);
-      void* y = DeviceAlloc(size_t(m) * s.n * 4);
-      GemmArgs a{.x = x,
-                 .w = w,
-                 .y = y_ref,
+      const DeviceBuffer x(size_t(m) * s.k * 2), y_ref(size_t(m) * s.n * 4), y(size_t(m) * s.n * 4);
+      bench::FillRandomBf16(x.get(), m * s.k, /*seed=*/99, /*stream=*/2, 1.f);
+      GemmArgs a{.x = x.get(),
+                 .w = w.get(),
+                 .y = y_ref.get(),
                  .m = m,
                  .n = s.n,
                  .k = s.k,
@@ -112,32 +75,27 @@ int Main() {
                  .w_dtype = DType::kBF16,
                  .y_dtype = s.y};
       GemmArgs b = a;
-      b.y = y;
+      b.y = y.get();
       SIEVE_CUDA_CHECK(cublas->Run(a, nullptr));
       SIEVE_CUDA_CHECK(LaunchSkinnyGemm(b, nullptr));
       SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
-      const auto want = ToHost(y_ref, m * s.n, s.y), got = ToHost(y, m * s.n, s.y);
+      const auto want = ToHost(y_ref.get(), m * s.n, s.y), got = ToHost(y.get(), m * s.n, s.y);
       double max_rdiff = 0;
       for (size_t i = 0; i < want.size(); ++i) {
         max_rdiff = std::max(max_rdiff, std::abs(double(got[i]) - want[i]) /
                                             std::max(1e-3, std::abs(double(want[i]))));
       }
       const double t_cublas =
-          MedianMicros([&] { SIEVE_CUDA_CHECK(cublas->Run(a, nullptr)); }, flush, flush_bytes);
+          MedianMicros([&] { SIEVE_CUDA_CHECK(cublas->Run(a, nullptr)); }, flush);
       const double t_skinny =
-          MedianMicros([&] { SIEVE_CUDA_CHECK(LaunchSkinnyGemm(b, nullptr)); }, flush, flush_bytes);
+          MedianMicros([&] { SIEVE_CUDA_CHECK(LaunchSkinnyGemm(b, nullptr)); }, flush);
       const double bytes = double(s.n) * s.k * 2;
       std::printf("%-8s %3lld %7lld %6lld | %10.1f %8.0f | %10.1f %8.0f | %6.2fx %9.2e\n", s.name,
                   static_cast<long long>(m), static_cast<long long>(s.n),
                   static_cast<long long>(s.k), t_cublas, bytes / t_cublas / 1e3, t_skinny,
                   bytes / t_skinny / 1e3, t_cublas / t_skinny, max_rdiff);
-      cudaFree(x);
-      cudaFree(y_ref);
-      cudaFree(y);
     }
-    cudaFree(w);
   }
-  cudaFree(flush);
   return 0;
 }
 
