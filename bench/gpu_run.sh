@@ -10,6 +10,7 @@
 #   bench     issue "CUDA backend": GEMM rate, attention kernel, prefill of the Llama-3.1-8B shapes
 #             (parallel mode, 8K chunks, and our full attention), decode ms/token, and the
 #             PyTorch/HF baseline (../shared/tools/hf_baseline.py) in the same call
+#   prefill   the 128K prefill alone: cuBLASLt candidates per projection, bf16 vs fp32 residual
 #   quality   pass-key accuracy on the GPU, 1K..128K, every mode (models/passkey-demo)
 #   scaling   sieve-bench scaling on every visible GPU (1, 2, 4, ...) + the NCCL p2p rate
 #   throughput  sieve-node --serve on every visible GPU, 8 documents of 32K..128K through
@@ -99,6 +100,20 @@ for phase in "$@"; do
       say "HF baseline"
       LENGTHS=${HF_LENGTHS:-32768,131072} DECODE_STEPS=32 PYTHONUNBUFFERED=1 python3 "$HF_BASELINE" 2>&1 \
         | grep '^{' | tee "$OUT/hf_baseline.jsonl"
+      ;;
+    prefill)
+      # The 128K prefill alone, for iterating on it: every cuBLASLt candidate of the four
+      # projections at one forward's rows, then the prefill with the bf16 (default) and the fp32
+      # residual stream, with the per-op breakdown, then decode.
+      say "prefill: GEMM candidates, 128K prefill by residual dtype"
+      "$BIN/sieve-gemm-bench" prefill "${GEMM_ROWS:-32768}" 2>&1 | tee "$OUT/gemm_candidates.txt"
+      for residual in bf16 f32; do
+        "$BIN/sieve-bench" prefill --model $MODEL8B --random-weights 0 --device cuda \
+          --tokens 131072 --chunk-tokens 8192 --mode parallel --reps 3 --breakdown \
+          --residual-dtype $residual | tee -a "$OUT/prefill.jsonl"
+      done
+      "$BIN/sieve-bench" decode --model $MODEL8B --random-weights 0 --device cuda \
+        --prompt-tokens 24576 --steps 64 --breakdown | tee -a "$OUT/prefill.jsonl"
       ;;
     quality)
       # Issue "pass-key model" (bench/RESULTS.md section 3): ParallelComp at every length and

@@ -73,7 +73,11 @@ int AlignmentOf(const void* p) {
 struct CublasLtGemm::Plan {
   MatmulDescPtr desc;
   LayoutPtr a, b, c;
-  cublasLtMatmulAlgo_t algo{};
+  // The heuristic's algorithms, best first. A plain array: nvcc 13's front end crashes on a
+  // std::vector of cublasLtMatmulAlgo_t.
+  cublasLtMatmulAlgo_t algos[kMaxCandidates]{};
+  int num_algos = 0;
+  int chosen = 0;
 };
 
 bool CublasLtGemm::PlanKey::operator==(const PlanKey& o) const {
@@ -171,27 +175,37 @@ cudaError_t CublasLtGemm::MakePlan(const PlanKey& key, Plan* plan) {
     last_status_ = cublasLtMatmulPreferenceSetAttribute(pref, p.attr, p.value, p.size);
     if (last_status_ != CUBLAS_STATUS_SUCCESS) return ToCudaError(last_status_);
   }
-  cublasLtMatmulHeuristicResult_t result{};
+  cublasLtMatmulHeuristicResult_t results[kMaxCandidates]{};
   int found = 0;
-  last_status_ =
-      cublasLtMatmulAlgoGetHeuristic(handle_.get(), desc, a, b, c, c, pref, 1, &result, &found);
+  last_status_ = cublasLtMatmulAlgoGetHeuristic(handle_.get(), desc, a, b, c, c, pref,
+                                                kMaxCandidates, results, &found);
   if (last_status_ != CUBLAS_STATUS_SUCCESS) return ToCudaError(last_status_);
-  if (found == 0) {
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state == CUBLAS_STATUS_SUCCESS) plan->algos[plan->num_algos++] = results[i].algo;
+  }
+  if (plan->num_algos == 0) {
     last_status_ = CUBLAS_STATUS_NOT_SUPPORTED;
     return cudaErrorNotSupported;
   }
-  plan->algo = result.algo;
   return cudaSuccess;
 }
 
-cudaError_t CublasLtGemm::Run(const GemmArgs& args, cudaStream_t stream) {
+CublasLtGemm::Plan* CublasLtGemm::PlanFor(const GemmArgs& args, cudaError_t* err) {
   last_status_ = CUBLAS_STATUS_SUCCESS;
-  if (args.m < 0 || args.n < 0 || args.k < 0) return cudaErrorInvalidValue;
-  if (args.m == 0 || args.n == 0) return cudaSuccess;
-  if (args.k == 0 || !args.x || !args.w || !args.y || args.ldx < args.k || args.ldy < args.n) {
-    return cudaErrorInvalidValue;
+  *err = cudaSuccess;
+  if (args.m < 0 || args.n < 0 || args.k < 0) {
+    *err = cudaErrorInvalidValue;
+    return nullptr;
   }
-  if (!Supported(args.x_dtype, args.w_dtype, args.y_dtype)) return cudaErrorNotSupported;
+  if (args.m == 0 || args.n == 0) return nullptr;
+  if (args.k == 0 || !args.x || !args.w || !args.y || args.ldx < args.k || args.ldy < args.n) {
+    *err = cudaErrorInvalidValue;
+    return nullptr;
+  }
+  if (!Supported(args.x_dtype, args.w_dtype, args.y_dtype)) {
+    *err = cudaErrorNotSupported;
+    return nullptr;
+  }
   const PlanKey key{.m = args.m,
                     .n = args.n,
                     .k = args.k,
@@ -207,17 +221,53 @@ cudaError_t CublasLtGemm::Run(const GemmArgs& args, cudaStream_t stream) {
   auto it = plans_.find(key);
   if (it == plans_.end()) {
     auto plan = std::make_unique<Plan>();
-    const cudaError_t err = MakePlan(key, plan.get());
-    if (err != cudaSuccess) return err;
+    *err = MakePlan(key, plan.get());
+    if (*err != cudaSuccess) return nullptr;
     it = plans_.emplace(key, std::move(plan)).first;
   }
-  const Plan& plan = *it->second;
+  return it->second.get();
+}
+
+cudaError_t CublasLtGemm::Launch(const Plan& plan, int candidate, const GemmArgs& args,
+                                 cudaStream_t stream) {
   const float alpha = args.alpha, beta = args.beta;
   last_status_ =
       cublasLtMatmul(handle_.get(), plan.desc.get(), &alpha, args.w, plan.a.get(), args.x,
-                     plan.b.get(), &beta, args.y, plan.c.get(), args.y, plan.c.get(), &plan.algo,
-                     workspace_.get(), workspace_bytes_, stream);
+                     plan.b.get(), &beta, args.y, plan.c.get(), args.y, plan.c.get(),
+                     &plan.algos[candidate], workspace_.get(), workspace_bytes_, stream);
   return ToCudaError(last_status_);
+}
+
+cudaError_t CublasLtGemm::Run(const GemmArgs& args, cudaStream_t stream) {
+  cudaError_t err;
+  const Plan* plan = PlanFor(args, &err);
+  return plan ? Launch(*plan, plan->chosen, args, stream) : err;
+}
+
+int CublasLtGemm::NumCandidates(const GemmArgs& args, cudaError_t* err) {
+  const Plan* plan = PlanFor(args, err);
+  return plan ? plan->num_algos : 0;
+}
+
+cudaError_t CublasLtGemm::RunCandidate(const GemmArgs& args, int candidate, cudaStream_t stream) {
+  cudaError_t err;
+  const Plan* plan = PlanFor(args, &err);
+  if (!plan) return err;
+  if (candidate < 0 || candidate >= plan->num_algos) {
+    return cudaErrorInvalidValue;
+  }
+  return Launch(*plan, candidate, args, stream);
+}
+
+cudaError_t CublasLtGemm::Choose(const GemmArgs& args, int candidate) {
+  cudaError_t err;
+  Plan* plan = PlanFor(args, &err);
+  if (!plan) return err;
+  if (candidate < 0 || candidate >= plan->num_algos) {
+    return cudaErrorInvalidValue;
+  }
+  plan->chosen = candidate;
+  return cudaSuccess;
 }
 
 }  // namespace sieve::kernels

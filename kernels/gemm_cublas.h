@@ -13,8 +13,10 @@
 // Anything else returns cudaErrorNotSupported.
 //
 // Run() caches one plan per shape (matmul descriptor, matrix layouts and the heuristic's first
-// algorithm, keyed by m, n, k, strides, dtypes, whether beta is zero, and the 16..256-byte
-// alignment of each pointer). It is asynchronous on `stream`, never allocates device memory
+// kMaxCandidates algorithms, keyed by m, n, k, strides, dtypes, whether beta is zero, and the
+// 16..256-byte alignment of each pointer) and runs the plan's chosen algorithm: the heuristic's
+// first unless Choose() picked another (RunCandidate lets a benchmark time them). It is
+// asynchronous on `stream`, never allocates device memory
 // after Create() and never synchronizes. Not thread-safe: one instance per stream.
 //
 // Tested by tests/unit/kernels/gemm_test.cc.
@@ -44,8 +46,16 @@ class CublasLtGemm {
   CublasLtGemm& operator=(const CublasLtGemm&) = delete;
   ~CublasLtGemm();
 
+  static constexpr int kMaxCandidates = 8;
+
   // y = alpha * x · wᵀ + beta * y on `stream`. m == 0 or n == 0 is a no-op; k must be > 0.
   cudaError_t Run(const GemmArgs& args, cudaStream_t stream);
+
+  // The heuristic's algorithms for args' plan: how many (1..kMaxCandidates; 0 with *err set when
+  // there is no plan), running candidate i, and making candidate i the one Run uses.
+  int NumCandidates(const GemmArgs& args, cudaError_t* err);
+  cudaError_t RunCandidate(const GemmArgs& args, int candidate, cudaStream_t stream);
+  cudaError_t Choose(const GemmArgs& args, int candidate);
 
   // The cuBLAS status behind the last failed Run (CUBLAS_STATUS_SUCCESS when it succeeded).
   cublasStatus_t last_status() const { return last_status_; }
@@ -71,6 +81,10 @@ class CublasLtGemm {
 
   CublasLtGemm() = default;
   cudaError_t MakePlan(const PlanKey& key, Plan* plan);
+  // The cached plan for args, made on first use; nullptr with *err set on invalid arguments or
+  // when cuBLASLt has no algorithm. *err is cudaSuccess with nullptr for an empty product.
+  Plan* PlanFor(const GemmArgs& args, cudaError_t* err);
+  cudaError_t Launch(const Plan& plan, int candidate, const GemmArgs& args, cudaStream_t stream);
 
   std::unique_ptr<cublasLtContext, HandleDeleter> handle_;
   std::unique_ptr<void, DeviceDeleter> workspace_;

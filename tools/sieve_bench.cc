@@ -8,7 +8,8 @@
 //                       [--breakdown]
 //       the local prefill of every chunk (the same work as HF chunked prefill in parallel mode):
 //       seconds, tokens/s, TFLOP/s and MFU against the GEMM rate measured in the same run;
-//       --breakdown adds a profiled run split by op (gemm, attention, norm, rope, scoring, ...)
+//       --breakdown adds a profiled run split by op (gemm, attention, norm, rope, scoring, ...);
+//       --residual-dtype f32|bf16 overrides the backend's residual stream (worker/backend.h)
 //   sieve-bench decode  --model DIR [--random-weights S] [--prompt-tokens 24576] [--steps 64]
 //                       [--breakdown]
 //       ms per generated token at batch 1 with a prompt-sized cache (SCOPE off)
@@ -46,7 +47,7 @@ constexpr const char* kUsage =
     "       sieve-bench prefill --model DIR [--random-weights S] --tokens N[,N...] [--chunk-tokens "
     "C]\n"
     "                           [--mode parallel|parallelcomp|full] [--query-tokens Q] [--reps R]\n"
-    "                           [--breakdown] [--device D]\n"
+    "                           [--breakdown] [--device D] [--residual-dtype f32|bf16]\n"
     "       sieve-bench decode  --model DIR [--random-weights S] [--prompt-tokens P] [--steps N]\n"
     "                           [--breakdown]\n"
     "       sieve-bench ttft    --model DIR [--random-weights S] --tokens N [--chunk-tokens C]\n"
@@ -109,6 +110,15 @@ StatusOr<worker::LoadedModel> Load(const Args& args, bool profiling) {
   options.device_index = static_cast<int>(index.value_or(0));
   options.random_seed = seed;
   options.profiling = profiling;
+  if (auto residual = args.Get("residual-dtype")) {
+    if (*residual == "f32") {
+      options.backend.residual_dtype = DType::kF32;
+    } else if (*residual == "bf16") {
+      options.backend.residual_dtype = DType::kBF16;
+    } else {
+      return Status::InvalidArgument("--residual-dtype: f32 or bf16, not '" + *residual + "'");
+    }
+  }
   return worker::LoadModel(options);
 }
 
@@ -252,6 +262,7 @@ int Prefill(const Args& args) {
                       {"chunk_tokens", mode == "full" ? n : chunk_tokens},
                       {"chunks", chunks.size()},
                       {"forwards", forwards},
+                      {"residual_dtype", DTypeName(be.residual_dtype())},
                       {"seconds", med},
                       {"tok_per_s", n / med},
                       {"tflops", tflops},

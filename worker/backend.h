@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -95,7 +96,7 @@ class Backend {
   virtual std::string Describe() const = 0;
   // The element type of weights and activations on this backend (kF32 on CPU, kBF16 on CUDA).
   virtual DType compute_dtype() const = 0;
-  // The element type of the residual stream (kF32 on both).
+  // The element type of the residual stream (BackendOptions::residual_dtype).
   virtual DType residual_dtype() const { return DType::kF32; }
 
   // Memory. Allocate returns ResourceExhausted (never aborts) when memory is short.
@@ -130,15 +131,26 @@ class Backend {
   virtual void RandomInit(const kernels::RandomInitArgs& args) = 0;
 };
 
+struct BackendOptions {
+  // The element type of the residual stream. Unset: the compute dtype, so fp32 on the CPU and
+  // bf16 on CUDA, as Hugging Face and vLLM keep it in a bf16 model (the O and down projections
+  // add into it in their GEMM epilogue, so the stream is read and written once per layer less
+  // than an fp32 stream beside bf16 activations). kF32 on CUDA keeps more precision and costs
+  // ~0.1 s per 128K prefill of an 8B model. The CPU backend supports kF32 only.
+  std::optional<DType> residual_dtype;
+};
+
 std::unique_ptr<Backend> MakeCpuBackend();
 
 // The CUDA backend on `device`; Unavailable when built without CUDA or no GPU is present.
-StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device);
+StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device, const BackendOptions& options = {});
 
 // Number of CUDA devices visible (0 without CUDA).
 int CudaDeviceCount();
 
 // "cpu", "cuda" or "auto" (cuda when a GPU is present).
-StatusOr<std::unique_ptr<Backend>> MakeBackend(std::string_view device_name, int device_index);
+// InvalidArgument for an unknown name or options the backend cannot honour.
+StatusOr<std::unique_ptr<Backend>> MakeBackend(std::string_view device_name, int device_index,
+                                               const BackendOptions& options = {});
 
 }  // namespace sieve::worker

@@ -77,17 +77,22 @@ class CpuBackend final : public Backend {
 std::unique_ptr<Backend> MakeCpuBackend() { return std::make_unique<CpuBackend>(); }
 
 #if !SIEVE_WITH_CUDA
-StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
+StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int, const BackendOptions&) {
   return Status::Unavailable("this build of Sieve has no CUDA backend (SIEVE_ENABLE_CUDA=OFF)");
 }
 int CudaDeviceCount() { return 0; }
 #endif
 
-StatusOr<std::unique_ptr<Backend>> MakeBackend(std::string_view device_name, int device_index) {
-  if (device_name == "cpu") return MakeCpuBackend();
-  if (device_name == "cuda") return MakeCudaBackend(device_index);
-  if (device_name == "auto") {
-    if (CudaDeviceCount() > 0) return MakeCudaBackend(device_index);
+StatusOr<std::unique_ptr<Backend>> MakeBackend(std::string_view device_name, int device_index,
+                                               const BackendOptions& options) {
+  const bool cuda = device_name == "cuda" || (device_name == "auto" && CudaDeviceCount() > 0);
+  if (cuda) return MakeCudaBackend(device_index, options);
+  if (device_name == "cpu" || device_name == "auto") {
+    if (options.residual_dtype && *options.residual_dtype != DType::kF32) {
+      return Status::InvalidArgument(
+          StrFormat("the CPU backend keeps its residual stream in f32 (asked for %s)",
+                    DTypeName(*options.residual_dtype).data()));
+    }
     return MakeCpuBackend();
   }
   return Status::InvalidArgument(StrFormat("unknown device '%.*s' (expected cpu, cuda or auto)",

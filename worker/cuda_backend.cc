@@ -1,5 +1,5 @@
 // CudaBackend: the Backend of worker/backend.h on one CUDA device and one non-blocking stream:
-// bf16 weights and activations, an fp32 residual stream, the kernels of kernels/*.cu and a
+// bf16 weights and activations, a bf16 (or fp32) residual stream, the kernels of kernels/*.cu and a
 // cuBLASLt GEMM (kernels/gemm_cublas.h). Also the factory MakeCudaBackend / CudaDeviceCount.
 //
 // Pieces, all private to this file:
@@ -251,8 +251,15 @@ class CudaBackend final : public Backend {
  public:
   static constexpr size_t kStagingBytes = size_t{64} << 20;
 
-  static StatusOr<std::unique_ptr<Backend>> Create(int device) {
+  static StatusOr<std::unique_ptr<Backend>> Create(int device, const BackendOptions& options) {
+    const DType residual = options.residual_dtype.value_or(DType::kBF16);
+    if (residual != DType::kBF16 && residual != DType::kF32) {
+      return Status::InvalidArgument(
+          StrFormat("cuda:%d: the residual stream is bf16 or f32, not %s", device,
+                    DTypeName(residual).data()));
+    }
     std::unique_ptr<CudaBackend> be(new CudaBackend(device));
+    be->residual_dtype_ = residual;
     cudaError_t err = cudaSetDevice(device);
     if (err != cudaSuccess) {
       cudaGetLastError();
@@ -303,6 +310,7 @@ class CudaBackend final : public Backend {
     state_->peak_live_bytes = state_->live_bytes;
   }
   DType compute_dtype() const override { return DType::kBF16; }
+  DType residual_dtype() const override { return residual_dtype_; }
 
   StatusOr<DeviceBuffer> Allocate(size_t bytes) override {
     const size_t cls = SizeClass(bytes);
@@ -570,6 +578,7 @@ class CudaBackend final : public Backend {
   const int device_;
   std::shared_ptr<AllocatorState> state_;
   std::string description_;
+  DType residual_dtype_ = DType::kBF16;
   StreamPtr stream_;
   std::mutex staging_mu_;
   PinnedStaging staging_;
@@ -588,14 +597,14 @@ int CudaDeviceCount() {
   return count;
 }
 
-StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
+StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device, const BackendOptions& options) {
   const int count = CudaDeviceCount();
   if (count == 0) return Status::Unavailable("no CUDA device is visible");
   if (device < 0 || device >= count) {
     return Status::Unavailable(
         StrFormat("cuda:%d does not exist (%d device(s) visible)", device, count));
   }
-  return CudaBackend::Create(device);
+  return CudaBackend::Create(device, options);
 }
 
 }  // namespace sieve::worker

@@ -26,6 +26,7 @@ struct LoadModelOptions {
   std::string model_dir;
   std::string device = "auto";
   int device_index = 0;
+  BackendOptions backend;               // e.g. the residual stream's dtype
   std::optional<uint64_t> random_seed;  // set: random weights
   TransformerOptions transformer;
   bool profiling = false;  // wrap the backend in a ProfilingBackend (LoadedModel::profiler)

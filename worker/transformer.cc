@@ -34,7 +34,7 @@ char* Offset(void* base, int64_t elements, DType dtype) {
 size_t ForwardWorkspace::BytesFor(const Backend& backend, const ModelConfig& config,
                                   int64_t max_rows) {
   const RowBytes rb = RowBytesFor(backend, config);
-  return max_rows * (rb.residual + 3 * rb.hidden + rb.qkv + rb.attn_out + rb.gate_up + rb.mlp_act +
+  return max_rows * (rb.residual + rb.hidden + rb.qkv + rb.attn_out + rb.gate_up + rb.mlp_act +
                      2 * sizeof(int32_t));
 }
 
@@ -47,11 +47,10 @@ StatusOr<ForwardWorkspace> ForwardWorkspace::Create(Backend& backend, const Mode
     DeviceBuffer* buffer;
     size_t row_bytes;
   };
-  const Slot slots[] = {{&ws.residual_, rb.residual},     {&ws.branch_, rb.hidden},
-                        {&ws.normed_, rb.hidden},         {&ws.qkv_, rb.qkv},
-                        {&ws.attn_out_, rb.attn_out},     {&ws.gate_up_, rb.gate_up},
-                        {&ws.mlp_act_, rb.mlp_act},       {&ws.ids_, sizeof(int32_t)},
-                        {&ws.positions_, sizeof(int32_t)}};
+  const Slot slots[] = {{&ws.residual_, rb.residual}, {&ws.normed_, rb.hidden},
+                        {&ws.qkv_, rb.qkv},           {&ws.attn_out_, rb.attn_out},
+                        {&ws.gate_up_, rb.gate_up},   {&ws.mlp_act_, rb.mlp_act},
+                        {&ws.ids_, sizeof(int32_t)},  {&ws.positions_, sizeof(int32_t)}};
   for (const Slot& slot : slots) {
     auto buffer = backend.Allocate(slot.row_bytes * max_rows);
     if (!buffer.ok()) {
@@ -70,7 +69,6 @@ void ForwardWorkspace::UploadRows(Backend& backend, std::span<const int32_t> ids
               static_cast<long long>(max_rows_));
   backend.CopyToDevice(ids_.get(), ids.data(), ids.size_bytes());
   backend.CopyToDevice(positions_.get(), positions.data(), positions.size_bytes());
-  has_branch = false;
 }
 
 Transformer::Transformer(const ModelConfig& config, ModelWeights weights, Backend& backend)
@@ -100,7 +98,7 @@ float Transformer::attention_scale() const {
 }
 
 void Transformer::Embed(ForwardWorkspace& ws, int64_t n) const {
-  // The embedding goes straight into the fp32 residual stream.
+  // The embedding goes straight into the residual stream.
   backend_.Embedding({.ids = ws.ids(),
                       .table = weights_.embed(),
                       .out = ws.residual(),
@@ -109,23 +107,12 @@ void Transformer::Embed(ForwardWorkspace& ws, int64_t n) const {
                       .vocab = config_.vocab_size,
                       .table_dtype = weights_.dtype(),
                       .out_dtype = backend_.residual_dtype()});
-  ws.has_branch = false;
 }
 
 void Transformer::AttentionInput(int layer, ForwardWorkspace& ws, int64_t n) const {
   const LayerWeights& w = weights_.layer(layer);
   const DType dt = dtype();
-  backend_.RmsNorm({.input = ws.has_branch ? ws.branch() : nullptr,
-                    .residual = ws.residual(),
-                    .weight = w.attn_norm.get(),
-                    .out = ws.normed(),
-                    .rows = n,
-                    .cols = config_.hidden_size,
-                    .eps = static_cast<float>(config_.rms_norm_eps),
-                    .act_dtype = dt,
-                    .residual_dtype = backend_.residual_dtype(),
-                    .weight_dtype = weights_.dtype()});
-  ws.has_branch = false;
+  Norm(w.attn_norm.get(), ws, n);
   const QkvLayout qkv = qkv_layout();
   backend_.Gemm({.x = ws.normed(),
                  .w = w.qkv.get(),
@@ -158,27 +145,20 @@ void Transformer::AttentionOutputAndMlp(int layer, ForwardWorkspace& ws, int64_t
   const DType wt = weights_.dtype();
   const int64_t hidden = config_.hidden_size;
   const int64_t inter = config_.intermediate_size;
+  // residual += attn_out · Woᵀ, in the GEMM's epilogue (beta = 1).
   backend_.Gemm({.x = ws.attn_out(),
                  .w = w.o.get(),
-                 .y = ws.branch(),
+                 .y = ws.residual(),
                  .m = n,
                  .n = hidden,
                  .k = config_.q_dim(),
                  .ldx = config_.q_dim(),
                  .ldy = hidden,
+                 .beta = 1.f,
                  .x_dtype = dt,
                  .w_dtype = wt,
-                 .y_dtype = dt});
-  backend_.RmsNorm({.input = ws.branch(),
-                    .residual = ws.residual(),
-                    .weight = w.mlp_norm.get(),
-                    .out = ws.normed(),
-                    .rows = n,
-                    .cols = hidden,
-                    .eps = static_cast<float>(config_.rms_norm_eps),
-                    .act_dtype = dt,
-                    .residual_dtype = backend_.residual_dtype(),
-                    .weight_dtype = wt});
+                 .y_dtype = backend_.residual_dtype()});
+  Norm(w.mlp_norm.get(), ws, n);
   backend_.Gemm({.x = ws.normed(),
                  .w = w.gate_up.get(),
                  .y = ws.gate_up(),
@@ -192,24 +172,29 @@ void Transformer::AttentionOutputAndMlp(int layer, ForwardWorkspace& ws, int64_t
                  .y_dtype = dt});
   backend_.SiluMul(
       {.gate_up = ws.gate_up(), .out = ws.mlp_act(), .rows = n, .inter = inter, .dtype = dt});
+  // residual += act · Wdownᵀ, in the GEMM's epilogue.
   backend_.Gemm({.x = ws.mlp_act(),
                  .w = w.down.get(),
-                 .y = ws.branch(),
+                 .y = ws.residual(),
                  .m = n,
                  .n = hidden,
                  .k = inter,
                  .ldx = inter,
                  .ldy = hidden,
+                 .beta = 1.f,
                  .x_dtype = dt,
                  .w_dtype = wt,
-                 .y_dtype = dt});
-  ws.has_branch = true;
+                 .y_dtype = backend_.residual_dtype()});
 }
 
 void Transformer::FinalNorm(ForwardWorkspace& ws, int64_t n) const {
-  backend_.RmsNorm({.input = ws.has_branch ? ws.branch() : nullptr,
+  Norm(weights_.final_norm(), ws, n);
+}
+
+void Transformer::Norm(const void* weight, ForwardWorkspace& ws, int64_t n) const {
+  backend_.RmsNorm({.input = nullptr,
                     .residual = ws.residual(),
-                    .weight = weights_.final_norm(),
+                    .weight = weight,
                     .out = ws.normed(),
                     .rows = n,
                     .cols = config_.hidden_size,
@@ -217,7 +202,6 @@ void Transformer::FinalNorm(ForwardWorkspace& ws, int64_t n) const {
                     .act_dtype = dtype(),
                     .residual_dtype = backend_.residual_dtype(),
                     .weight_dtype = weights_.dtype()});
-  ws.has_branch = false;
 }
 
 void Transformer::Logits(const ForwardWorkspace& ws, const int32_t* rows, int64_t num_rows,

@@ -5,16 +5,18 @@
 //
 //   Embed(ws, n)
 //   for layer l:
-//     AttentionInput(l, ws, n)        residual += branch; normed = RMSNorm; qkv = normed·Wqkvᵀ;
+//     AttentionInput(l, ws, n)        normed = RMSNorm(residual); qkv = normed·Wqkvᵀ;
 //                                     RoPE on q and k at ws positions
 //     <the stage's attention>         reads q/k/v from ws.qkv (QkvLayout), writes ws.attn_out;
 //                                     caches K/V, scores tokens for eviction, ...
-//     AttentionOutputAndMlp(l, ws, n) branch = attn_out·Woᵀ; residual += branch; normed = RMSNorm;
-//                                     branch = (silu(gate) * up)·Wdownᵀ
-//   FinalNorm(ws, n)                  residual += branch; normed = RMSNorm (the "hidden state")
+//     AttentionOutputAndMlp(l, ws, n) residual += attn_out·Woᵀ; normed = RMSNorm(residual);
+//                                     residual += (silu(gate) * up)·Wdownᵀ
+//   FinalNorm(ws, n)                  normed = RMSNorm(residual) (the "hidden state")
 //   Logits(ws, rows)                  LM-head rows for the requested positions only
 //
-// The residual stream is kept in fp32 (Backend::residual_dtype); everything else in the
+// The residual stream is kept in Backend::residual_dtype (fp32 on the CPU, bf16 on CUDA unless
+// BackendOptions ask for fp32); the O and down projections add into it in their epilogue
+// (GemmArgs::beta = 1), accumulating in fp32 and rounding once. Everything else is in the
 // backend's compute dtype. Weights are fused: qkv = [q_proj; k_proj; v_proj] and
 // gate_up = [gate_proj; up_proj] (worker/model_weights.h).
 //
@@ -58,20 +60,18 @@ class ForwardWorkspace {
   void UploadRows(Backend& backend, std::span<const int32_t> ids,
                   std::span<const int32_t> positions);
 
-  void* residual() const { return residual_.get(); }               // [max_rows, hidden], fp32
-  void* branch() const { return branch_.get(); }                   // [max_rows, hidden]
-  void* normed() const { return normed_.get(); }                   // [max_rows, hidden]
-  void* qkv() const { return qkv_.get(); }                         // [max_rows, (Hq + 2 Hkv) d]
-  void* attn_out() const { return attn_out_.get(); }               // [max_rows, Hq d]
-  void* gate_up() const { return gate_up_.get(); }                 // [max_rows, 2 I]
-  void* mlp_act() const { return mlp_act_.get(); }                 // [max_rows, I]
-  int32_t* ids() const { return ids_.as<int32_t>(); }              // [max_rows]
+  void* residual() const { return residual_.get(); }   // [max_rows, hidden], residual dtype
+  void* normed() const { return normed_.get(); }       // [max_rows, hidden]
+  void* qkv() const { return qkv_.get(); }             // [max_rows, (Hq + 2 Hkv) d]
+  void* attn_out() const { return attn_out_.get(); }   // [max_rows, Hq d]
+  void* gate_up() const { return gate_up_.get(); }     // [max_rows, 2 I]
+  void* mlp_act() const { return mlp_act_.get(); }     // [max_rows, I]
+  int32_t* ids() const { return ids_.as<int32_t>(); }  // [max_rows]
   int32_t* positions() const { return positions_.as<int32_t>(); }  // [max_rows]
-  bool has_branch = false;  // whether `branch` holds an output still to be added to `residual`
 
  private:
   int64_t max_rows_ = 0;
-  DeviceBuffer residual_, branch_, normed_, qkv_, attn_out_, gate_up_, mlp_act_, ids_, positions_;
+  DeviceBuffer residual_, normed_, qkv_, attn_out_, gate_up_, mlp_act_, ids_, positions_;
 };
 
 struct TransformerOptions {
@@ -108,6 +108,8 @@ class Transformer {
 
  private:
   Transformer(const ModelConfig& config, ModelWeights weights, Backend& backend);
+  // normed = RMSNorm(residual) * weight over the first n rows.
+  void Norm(const void* weight, ForwardWorkspace& ws, int64_t n) const;
 
   ModelConfig config_;
   ModelWeights weights_;

@@ -6,7 +6,13 @@
 // 20 repetitions each after a 256 MiB write that evicts L2, bracketed by CUDA events; the median
 // is reported as microseconds and as GB/s of weight read (the bytes that bound the op).
 //
-//   ./build-gpu/tests/sieve-gemm-bench
+// With `prefill [M]` (default M = 32768, the rows of one prefill forward of four 8K chunks) it
+// times instead every candidate algorithm cuBLASLt's heuristic offers (CublasLtGemm::
+// RunCandidate, up to kMaxCandidates) for the four projections at M rows, with the epilogues the
+// transformer uses: bf16 out; and for O / down also the residual add (beta = 1) into a bf16 or
+// an fp32 residual. It prints µs and TFLOP/s per candidate; candidate 0 is what Run uses.
+//
+//   ./build-gpu/tests/sieve-gemm-bench [prefill [M]]
 //
 // Built with -DSIEVE_BUILD_BENCH=ON (target sieve-gemm-bench); run by bench/gpu_run.sh bench.
 #include <cuda_runtime_api.h>
@@ -14,8 +20,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda_check.h"
@@ -39,6 +47,63 @@ std::vector<float> ToHost(const void* p, int64_t n, DType dtype) {
   std::vector<float> out(n);
   for (int64_t i = 0; i < n; ++i) out[i] = LoadAsFloat(raw.data(), dtype, i);
   return out;
+}
+
+int Prefill(int64_t m) {
+  struct Shape {
+    const char* name;
+    int64_t n, k;
+    bool residual;  // the transformer adds this product into the residual stream
+  };
+  const Shape shapes[] = {{"qkv", 6144, 4096, false},
+                          {"o_proj", 4096, 4096, true},
+                          {"gate_up", 28672, 4096, false},
+                          {"down", 4096, 14336, true}};
+  std::unique_ptr<CublasLtGemm> cublas;
+  SIEVE_CUDA_CHECK(CublasLtGemm::Create(CublasLtGemm::kDefaultWorkspaceBytes, &cublas));
+  const DeviceBuffer flush(size_t{256} << 20);
+  std::printf("%-8s %6s %6s %6s %-5s %4s | %4s %10s %8s\n", "op", "m", "n", "k", "y", "beta",
+              "algo", "us", "TFLOP/s");
+  for (const Shape& s : shapes) {
+    const DeviceBuffer w(size_t(s.n) * s.k * 2), x(size_t(m) * s.k * 2), y(size_t(m) * s.n * 4);
+    bench::FillRandomBf16(w.get(), s.n * s.k, /*seed=*/99, /*stream=*/1, 0.02f);
+    bench::FillRandomBf16(x.get(), m * s.k, /*seed=*/99, /*stream=*/2, 1.f);
+    struct Epilogue {
+      DType y;
+      float beta;
+    };
+    std::vector<Epilogue> epilogues = {{DType::kBF16, 0.f}};
+    if (s.residual) epilogues.insert(epilogues.end(), {{DType::kBF16, 1.f}, {DType::kF32, 1.f}});
+    for (const Epilogue& e : epilogues) {
+      bench::FillRandomBf16(y.get(), m * s.n, /*seed=*/99, /*stream=*/3, 1.f);
+      const GemmArgs a{.x = x.get(),
+                       .w = w.get(),
+                       .y = y.get(),
+                       .m = m,
+                       .n = s.n,
+                       .k = s.k,
+                       .ldx = s.k,
+                       .ldy = s.n,
+                       .beta = e.beta,
+                       .x_dtype = DType::kBF16,
+                       .w_dtype = DType::kBF16,
+                       .y_dtype = e.y};
+      cudaError_t err;
+      const int candidates = cublas->NumCandidates(a, &err);
+      SIEVE_CUDA_CHECK(err);
+      for (int c = 0; c < candidates; ++c) {
+        const double ms =
+            bench::TimeFlushed([&] { SIEVE_CUDA_CHECK(cublas->RunCandidate(a, c, nullptr)); },
+                               flush, /*reps=*/10)
+                .median_ms;
+        std::printf("%-8s %6lld %6lld %6lld %-5s %4.0f | %4d %10.1f %8.1f\n", s.name,
+                    static_cast<long long>(m), static_cast<long long>(s.n),
+                    static_cast<long long>(s.k), DTypeName(e.y).data(), e.beta, c, ms * 1e3,
+                    2.0 * m * s.n * s.k / ms / 1e9);
+      }
+    }
+  }
+  return 0;
 }
 
 int Main() {
@@ -102,4 +167,9 @@ int Main() {
 }  // namespace
 }  // namespace sieve::kernels
 
-int main() { return sieve::kernels::Main(); }
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "prefill") {
+    return sieve::kernels::Prefill(argc >= 3 ? std::atoll(argv[2]) : 32768);
+  }
+  return sieve::kernels::Main();
+}

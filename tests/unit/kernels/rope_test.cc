@@ -1,7 +1,8 @@
 // Rope (kernels/rope.h): the CPU reference against a double-precision rotation by the same fp32
 // angle, and LaunchRope against the reference on the fused QKV layout of the transformer, for
 // tokens {1, 7, 733, 8192}, the fixture's heads (4 q / 2 kv, head_dim 16) and Llama-3.1-8B's
-// (32 / 8, 128) with Llama-3 scaled frequencies and positions up to 131072. The kernel is
+// (32 / 8, 128) with Llama-3 scaled frequencies and positions up to 131072 (bf16: the vector
+// variant), plus 3 / 1 heads of 12 (bf16: the scalar variant). The kernel is
 // designed to match the reference bit for bit: every element must be within one bf16 rounding
 // (fp32: 2e-7 relative), and at least 99.9% must be bit-identical.
 #include <gtest/gtest.h>
@@ -73,7 +74,8 @@ TEST(RopeKernelTest, GpuMatchesRef) {
   struct Heads {
     int hq, hkv, d;
   };
-  for (Heads heads : {Heads{4, 2, 16}, Heads{32, 8, 128}}) {
+  // bf16 takes the vector variant for d 16 and 128; d 12 (6 pairs per head) the scalar one.
+  for (Heads heads : {Heads{4, 2, 16}, Heads{32, 8, 128}, Heads{3, 1, 12}}) {
     for (DType dtype : {DType::kBF16, DType::kF32}) {
       for (int64_t tokens : {1, 7, 733, 8192}) {
         const int64_t stride = int64_t{heads.hq + 2 * heads.hkv} * heads.d;

@@ -4,8 +4,9 @@
 //     the backend still usable after it), copies through the pinned staging ring (sizes that wrap
 //     it several times, the caller's buffer reusable on return, overlapping CopyOnDevice);
 //   - the tiny fixture model (tests/fixtures/tiny-llama3) through ForwardSequence on the CUDA
-//     backend against the CPU backend: keys and values of every layer, final hidden states,
-//     log-probabilities and last logits within 2e-2 relative (bf16 vs fp32);
+//     backend (bf16 residual stream, the default, and fp32) against the CPU backend: keys and
+//     values of every layer, final hidden states, log-probabilities and last logits within 2e-2
+//     relative (bf16 vs fp32);
 //   - RunPipeline on the oracle scenarios of tests/fixtures/pipeline/oracle_dev.json: the same
 //     kept chunks and chunk scores within 5e-2 (the closest kept / dropped gap there is 0.078).
 // GPU cases skip without a device.
@@ -44,10 +45,23 @@ TEST(CudaBackendTest, DescribeAndDtypes) {
   Backend& be = **backend;
   EXPECT_EQ(be.kind(), DeviceKind::kCuda);
   EXPECT_EQ(be.compute_dtype(), DType::kBF16);
-  EXPECT_EQ(be.residual_dtype(), DType::kF32);
+  EXPECT_EQ(be.residual_dtype(), DType::kBF16);
   EXPECT_TRUE(std::regex_match(be.Describe(), std::regex(R"(cuda:0 .+ \([0-9]+\.[0-9] GiB\))")))
       << be.Describe();
   EXPECT_FALSE(MakeCudaBackend(CudaDeviceCount()).ok());
+  auto f32 = MakeCudaBackend(0, {.residual_dtype = DType::kF32});
+  ASSERT_TRUE(f32.ok()) << f32.status().ToString();
+  EXPECT_EQ((*f32)->residual_dtype(), DType::kF32);
+  auto f16 = MakeCudaBackend(0, {.residual_dtype = DType::kF16});
+  ASSERT_FALSE(f16.ok());
+  EXPECT_EQ(f16.status().code(), StatusCode::kInvalidArgument) << f16.status().ToString();
+}
+
+TEST(CudaBackendTest, CpuResidualIsF32Only) {
+  auto cpu = MakeBackend("cpu", 0, {.residual_dtype = DType::kBF16});
+  ASSERT_FALSE(cpu.ok());
+  EXPECT_EQ(cpu.status().code(), StatusCode::kInvalidArgument) << cpu.status().ToString();
+  EXPECT_TRUE(MakeBackend("cpu", 0, {.residual_dtype = DType::kF32}).ok());
 }
 
 TEST(CudaBackendTest, AllocatorReusesAndReportsExhaustion) {
@@ -133,43 +147,48 @@ class CudaModelTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (!sieve::testing::HasCudaDevice()) return;
-    auto cuda = MakeCudaBackend(0);
-    ASSERT_TRUE(cuda.ok()) << cuda.status().ToString();
-    cuda_ = std::move(cuda).value().release();
-    cpu_ = MakeCpuBackend().release();
     auto config = ModelConfig::FromJsonFile(FixturePath("tiny-llama3/config.json"));
     ASSERT_TRUE(config.ok()) << config.status().ToString();
-    for (Backend* be : {cpu_, cuda_}) {
+    auto load = [&](std::unique_ptr<Backend> be, Model* out) {
       auto weights = ModelWeights::Load(*config, FixturePath("tiny-llama3"), *be);
       ASSERT_TRUE(weights.ok()) << weights.status().ToString();
       auto model = Transformer::Create(*config, std::move(weights).value(), *be);
       ASSERT_TRUE(model.ok()) << model.status().ToString();
-      (be == cpu_ ? cpu_model_ : cuda_model_) = std::move(model).value().release();
+      out->model = std::move(model).value().release();
+      out->backend = be.release();
+    };
+    load(MakeCpuBackend(), &cpu_);
+    for (DType residual : {DType::kBF16, DType::kF32}) {
+      auto cuda = MakeCudaBackend(0, {.residual_dtype = residual});
+      ASSERT_TRUE(cuda.ok()) << cuda.status().ToString();
+      load(std::move(cuda).value(), residual == DType::kBF16 ? &cuda_ : &cuda_f32_);
     }
   }
   static void TearDownTestSuite() {
-    delete cpu_model_;
-    delete cuda_model_;
-    delete cpu_;
-    delete cuda_;
-    cpu_model_ = cuda_model_ = nullptr;
-    cpu_ = cuda_ = nullptr;
+    for (Model* m : {&cpu_, &cuda_, &cuda_f32_}) {
+      delete m->model;
+      delete m->backend;
+      *m = {};
+    }
   }
   void SetUp() override {
     SIEVE_SKIP_WITHOUT_GPU();
-    ASSERT_NE(cuda_model_, nullptr);
+    ASSERT_NE(cuda_.model, nullptr);
+    ASSERT_NE(cuda_f32_.model, nullptr);
   }
 
-  static Backend* cpu_;
-  static Backend* cuda_;
-  static Transformer* cpu_model_;
-  static Transformer* cuda_model_;
+  struct Model {
+    Backend* backend = nullptr;
+    Transformer* model = nullptr;
+  };
+  static Model cpu_;
+  static Model cuda_;      // bf16 residual stream (the default)
+  static Model cuda_f32_;  // fp32 residual stream
 };
 
-Backend* CudaModelTest::cpu_ = nullptr;
-Backend* CudaModelTest::cuda_ = nullptr;
-Transformer* CudaModelTest::cpu_model_ = nullptr;
-Transformer* CudaModelTest::cuda_model_ = nullptr;
+CudaModelTest::Model CudaModelTest::cpu_;
+CudaModelTest::Model CudaModelTest::cuda_;
+CudaModelTest::Model CudaModelTest::cuda_f32_;
 
 void ExpectNear(const std::vector<float>& got, const std::vector<float>& want, double tol,
                 const std::string& what) {
@@ -192,18 +211,21 @@ TEST_F(CudaModelTest, ForwardMatchesCpu) {
     }
     const SequenceForwardOptions opt{
         .want_kv = true, .want_hidden = true, .want_logprobs = true, .want_last_logits = true};
-    auto want = ForwardSequence(*cpu_model_, ids, positions, opt);
-    auto got = ForwardSequence(*cuda_model_, ids, positions, opt);
+    auto want = ForwardSequence(*cpu_.model, ids, positions, opt);
     ASSERT_TRUE(want.ok()) << want.status().ToString();
-    ASSERT_TRUE(got.ok()) << got.status().ToString();
-    const std::string tag = std::string(name) + " ";
-    for (size_t l = 0; l < want->k.size(); ++l) {
-      ExpectNear(got->k[l], want->k[l], 2e-2, tag + "k layer " + std::to_string(l));
-      ExpectNear(got->v[l], want->v[l], 2e-2, tag + "v layer " + std::to_string(l));
+    for (const Model* cuda : {&cuda_, &cuda_f32_}) {
+      auto got = ForwardSequence(*cuda->model, ids, positions, opt);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      const std::string tag = std::string(name) + " (residual " +
+                              std::string(DTypeName(cuda->backend->residual_dtype())) + ") ";
+      for (size_t l = 0; l < want->k.size(); ++l) {
+        ExpectNear(got->k[l], want->k[l], 2e-2, tag + "k layer " + std::to_string(l));
+        ExpectNear(got->v[l], want->v[l], 2e-2, tag + "v layer " + std::to_string(l));
+      }
+      ExpectNear(got->hidden, want->hidden, 2e-2, tag + "hidden");
+      ExpectNear(got->last_logits, want->last_logits, 2e-2, tag + "last logits");
+      if (ids.size() > 1) ExpectNear(got->logprobs, want->logprobs, 2e-2, tag + "logprobs");
     }
-    ExpectNear(got->hidden, want->hidden, 2e-2, tag + "hidden");
-    ExpectNear(got->last_logits, want->last_logits, 2e-2, tag + "last logits");
-    if (ids.size() > 1) ExpectNear(got->logprobs, want->logprobs, 2e-2, tag + "logprobs");
   }
 }
 
@@ -262,17 +284,20 @@ TEST_F(CudaModelTest, PipelineOracleScenarios) {
   for (const auto& [name, scenario] : oracle.at("scenarios").as_object()) {
     SCOPED_TRACE(std::string(name));
     const auto& want = scenario.at("result").as_object();
-    auto got = RunPipeline(*cuda_model_, InputFor(oracle, scenario.at("params").as_object()));
-    ASSERT_TRUE(got.ok()) << got.status().ToString();
-    const auto& chunks = want.at("chunks").as_array();
-    ASSERT_EQ(got->chunks.size(), chunks.size());
-    for (size_t i = 0; i < chunks.size(); ++i) {
-      EXPECT_EQ(got->chunks[i].tokens, chunks[i].at("tokens").as_int64()) << "chunk " << i;
-      EXPECT_NEAR(got->chunks[i].score, Num(chunks[i].at("score")), 5e-2) << "chunk " << i;
-      EXPECT_EQ(got->chunks[i].kept, chunks[i].at("kept").as_bool()) << "chunk " << i;
+    for (const Model* cuda : {&cuda_, &cuda_f32_}) {
+      SCOPED_TRACE("residual " + std::string(DTypeName(cuda->backend->residual_dtype())));
+      auto got = RunPipeline(*cuda->model, InputFor(oracle, scenario.at("params").as_object()));
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      const auto& chunks = want.at("chunks").as_array();
+      ASSERT_EQ(got->chunks.size(), chunks.size());
+      for (size_t i = 0; i < chunks.size(); ++i) {
+        EXPECT_EQ(got->chunks[i].tokens, chunks[i].at("tokens").as_int64()) << "chunk " << i;
+        EXPECT_NEAR(got->chunks[i].score, Num(chunks[i].at("score")), 5e-2) << "chunk " << i;
+        EXPECT_EQ(got->chunks[i].kept, chunks[i].at("kept").as_bool()) << "chunk " << i;
+      }
+      EXPECT_EQ(std::vector<int32_t>(got->kept_chunks.begin(), got->kept_chunks.end()),
+                Ids(want.at("kept_chunks")));
     }
-    EXPECT_EQ(std::vector<int32_t>(got->kept_chunks.begin(), got->kept_chunks.end()),
-              Ids(want.at("kept_chunks")));
   }
 }
 
