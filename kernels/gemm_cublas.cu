@@ -7,7 +7,10 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <bit>
 #include <functional>
+#include <limits>
 
 namespace sieve::kernels {
 namespace {
@@ -190,6 +193,26 @@ cudaError_t CublasLtGemm::MakePlan(const PlanKey& key, Plan* plan) {
   return cudaSuccess;
 }
 
+CublasLtGemm::PlanKey CublasLtGemm::KeyOf(const GemmArgs& args) {
+  return PlanKey{.m = args.m,
+                 .n = args.n,
+                 .k = args.k,
+                 .ldx = args.ldx,
+                 .ldy = args.ldy,
+                 .x_dtype = args.x_dtype,
+                 .w_dtype = args.w_dtype,
+                 .y_dtype = args.y_dtype,
+                 .beta_zero = args.beta == 0.f,
+                 .x_align = AlignmentOf(args.x),
+                 .w_align = AlignmentOf(args.w),
+                 .y_align = AlignmentOf(args.y)};
+}
+
+CublasLtGemm::PlanKey CublasLtGemm::BucketOf(PlanKey key) {
+  key.m = static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(key.m)));
+  return key;
+}
+
 CublasLtGemm::Plan* CublasLtGemm::PlanFor(const GemmArgs& args, cudaError_t* err) {
   last_status_ = CUBLAS_STATUS_SUCCESS;
   *err = cudaSuccess;
@@ -206,23 +229,15 @@ CublasLtGemm::Plan* CublasLtGemm::PlanFor(const GemmArgs& args, cudaError_t* err
     *err = cudaErrorNotSupported;
     return nullptr;
   }
-  const PlanKey key{.m = args.m,
-                    .n = args.n,
-                    .k = args.k,
-                    .ldx = args.ldx,
-                    .ldy = args.ldy,
-                    .x_dtype = args.x_dtype,
-                    .w_dtype = args.w_dtype,
-                    .y_dtype = args.y_dtype,
-                    .beta_zero = args.beta == 0.f,
-                    .x_align = AlignmentOf(args.x),
-                    .w_align = AlignmentOf(args.w),
-                    .y_align = AlignmentOf(args.y)};
+  const PlanKey key = KeyOf(args);
   auto it = plans_.find(key);
   if (it == plans_.end()) {
     auto plan = std::make_unique<Plan>();
     *err = MakePlan(key, plan.get());
     if (*err != cudaSuccess) return nullptr;
+    if (auto tuned = tuned_.find(BucketOf(key)); tuned != tuned_.end()) {
+      plan->chosen = std::min(tuned->second, plan->num_algos - 1);
+    }
     it = plans_.emplace(key, std::move(plan)).first;
   }
   return it->second.get();
@@ -267,6 +282,47 @@ cudaError_t CublasLtGemm::Choose(const GemmArgs& args, int candidate) {
     return cudaErrorInvalidValue;
   }
   plan->chosen = candidate;
+  return cudaSuccess;
+}
+
+bool CublasLtGemm::Tuned(const GemmArgs& args) const {
+  return tuned_.count(BucketOf(KeyOf(args))) != 0;
+}
+
+cudaError_t CublasLtGemm::Tune(const GemmArgs& args, cudaStream_t stream, int* chosen) {
+  cudaError_t err;
+  Plan* plan = PlanFor(args, &err);
+  if (!plan) return err;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  if ((err = cudaEventCreate(&start)) != cudaSuccess) return err;
+  if ((err = cudaEventCreate(&stop)) != cudaSuccess) {
+    cudaEventDestroy(start);
+    return err;
+  }
+  int best = 0;
+  float best_ms = std::numeric_limits<float>::infinity();
+  for (int c = 0; c < plan->num_algos && err == cudaSuccess; ++c) {
+    err = Launch(*plan, c, args, stream);  // warm-up
+    for (int rep = 0; rep < 2 && err == cudaSuccess; ++rep) {
+      float ms = 0;
+      if ((err = cudaEventRecord(start, stream)) != cudaSuccess) break;
+      if ((err = Launch(*plan, c, args, stream)) != cudaSuccess) break;
+      if ((err = cudaEventRecord(stop, stream)) != cudaSuccess) break;
+      if ((err = cudaEventSynchronize(stop)) != cudaSuccess) break;
+      if ((err = cudaEventElapsedTime(&ms, start, stop)) != cudaSuccess) break;
+      if (ms < best_ms) best_ms = ms, best = c;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  if (err != cudaSuccess) return err;
+  const PlanKey bucket = BucketOf(KeyOf(args));
+  tuned_[bucket] = best;
+  // Plans of the bucket made before this call follow it too.
+  for (auto& [key, p] : plans_) {
+    if (BucketOf(key) == bucket) p->chosen = std::min(best, p->num_algos - 1);
+  }
+  if (chosen) *chosen = best;
   return cudaSuccess;
 }
 

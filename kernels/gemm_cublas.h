@@ -15,8 +15,9 @@
 // Run() caches one plan per shape (matmul descriptor, matrix layouts and the heuristic's first
 // kMaxCandidates algorithms, keyed by m, n, k, strides, dtypes, whether beta is zero, and the
 // 16..256-byte alignment of each pointer) and runs the plan's chosen algorithm: the heuristic's
-// first unless Choose() picked another (RunCandidate lets a benchmark time them). It is
-// asynchronous on `stream`, never allocates device memory
+// first, unless Tune() timed the candidates for a shape of the same bucket (the same key with m
+// rounded up to a power of two) and found a faster one, or Choose() picked one (RunCandidate
+// lets a benchmark time them). Run is asynchronous on `stream`, never allocates device memory
 // after Create() and never synchronizes. Not thread-safe: one instance per stream.
 //
 // Tested by tests/unit/kernels/gemm_test.cc.
@@ -57,6 +58,14 @@ class CublasLtGemm {
   cudaError_t RunCandidate(const GemmArgs& args, int candidate, cudaStream_t stream);
   cudaError_t Choose(const GemmArgs& args, int candidate);
 
+  // Autotuning, as a one-time step before the first large forward: times every candidate on
+  // `args` (one warm-up, then the best of two runs, CUDA events on `stream`; it overwrites
+  // args.y and waits for the stream) and makes the fastest the choice of every plan in args'
+  // bucket, present and future. *chosen (optional) gets its index.
+  cudaError_t Tune(const GemmArgs& args, cudaStream_t stream, int* chosen = nullptr);
+  // Whether args' bucket has been tuned.
+  bool Tuned(const GemmArgs& args) const;
+
   // The cuBLAS status behind the last failed Run (CUBLAS_STATUS_SUCCESS when it succeeded).
   cublasStatus_t last_status() const { return last_status_; }
 
@@ -80,6 +89,8 @@ class CublasLtGemm {
   };
 
   CublasLtGemm() = default;
+  static PlanKey KeyOf(const GemmArgs& args);
+  static PlanKey BucketOf(PlanKey key);  // m rounded up to a power of two
   cudaError_t MakePlan(const PlanKey& key, Plan* plan);
   // The cached plan for args, made on first use; nullptr with *err set on invalid arguments or
   // when cuBLASLt has no algorithm. *err is cudaSuccess with nullptr for an empty product.
@@ -90,6 +101,7 @@ class CublasLtGemm {
   std::unique_ptr<void, DeviceDeleter> workspace_;
   size_t workspace_bytes_ = 0;
   std::unordered_map<PlanKey, std::unique_ptr<Plan>, PlanKeyHash> plans_;
+  std::unordered_map<PlanKey, int, PlanKeyHash> tuned_;  // bucket key -> candidate index
   cublasStatus_t last_status_ = CUBLAS_STATUS_SUCCESS;
 };
 

@@ -1,12 +1,19 @@
 // LaunchRmsNorm: residual += input (optional), out = weight * residual / rms(residual)
 // (contract: kernels/rms_norm.h; CPU reference: kernels/ref/rms_norm_ref.cc).
 //
-// One variant: a block per row (grid-stride over rows), fp32 math. Pass 1 adds the branch into
-// the residual, stores it (rounded to residual_dtype: the reference normalizes the stored value)
-// and accumulates the sum of squares per thread; one fixed-order block reduction gives the mean.
-// Pass 2 re-reads the residual elements the same thread wrote (no hazard) and writes
-// weight * (x * inv) in act_dtype. Templated on the three dtypes (the CUDA backend uses act bf16,
-// residual fp32, weight bf16).
+// Two variants, fp32 math, the same arithmetic per element; the launcher picks one:
+//   1. Warp (act and weight bf16, residual bf16 or fp32, cols a multiple of 8 and at most 4096,
+//      16-byte aligned rows: the CUDA backend's layers): a warp per row, four rows per block.
+//      Lane l owns the 8-element groups l, l + 32, ... of the row, loaded with 16-byte accesses
+//      and held in registers (kGroups per lane, a template constant), so the row is read once;
+//      a warp shuffle reduction gives the mean, and the output goes out in 16-byte stores.
+//   2. Block (anything else): a block per row (grid-stride over rows). Pass 1 adds the branch
+//      into the residual, stores it and accumulates the sum of squares per thread; one
+//      fixed-order block reduction gives the mean. Pass 2 re-reads the residual elements the
+//      same thread wrote (no hazard) and writes weight * (x * inv) in act_dtype. Templated on the
+//      three dtypes.
+// Both store the residual rounded to residual_dtype and normalize the stored value (as the
+// reference does).
 //
 // Tested by tests/unit/kernels/rms_norm_test.cc.
 #include <cuda_runtime.h>
@@ -52,6 +59,122 @@ cudaError_t LaunchWithWeight(const RmsNormArgs& a, unsigned blocks, int threads,
   })
 }
 
+constexpr int kWarpRowsPerBlock = 4;
+constexpr int kGroup = 8;  // elements per 16-byte bf16 access
+
+// Elements i..i+7 (i a multiple of 8, 16-byte aligned) as floats, and back.
+template <DType kType>
+__device__ __forceinline__ void Load8(const void* p, int64_t i, float* v) {
+  if constexpr (kType == DType::kF32) {
+    const float4* q = reinterpret_cast<const float4*>(static_cast<const float*>(p) + i);
+    const float4 a = q[0], b = q[1];
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  } else {
+    static_assert(kType == DType::kBF16);
+    const uint4 raw = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + i);
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(&raw);
+#pragma unroll
+    for (int k = 0; k < kGroup; ++k) v[k] = BF16ToFloat(h[k]);
+  }
+}
+
+template <DType kType>
+__device__ __forceinline__ void Store8(void* p, int64_t i, const float* v) {
+  if constexpr (kType == DType::kF32) {
+    float4* q = reinterpret_cast<float4*>(static_cast<float*>(p) + i);
+    q[0] = make_float4(v[0], v[1], v[2], v[3]);
+    q[1] = make_float4(v[4], v[5], v[6], v[7]);
+  } else {
+    static_assert(kType == DType::kBF16);
+    uint4 raw;
+    uint16_t* h = reinterpret_cast<uint16_t*>(&raw);
+#pragma unroll
+    for (int k = 0; k < kGroup; ++k) h[k] = FloatToBF16(v[k]);
+    *reinterpret_cast<uint4*>(static_cast<uint16_t*>(p) + i) = raw;
+  }
+}
+
+// act and weight bf16; cols % 8 == 0 and cols <= 32 * kGroups * 8.
+template <DType kRes, int kGroups>
+__global__ void RmsNormWarpKernel(const RmsNormArgs a) {
+  const int lane = threadIdx.x % cuda::kWarpSize;
+  const int64_t r = int64_t{blockIdx.x} * kWarpRowsPerBlock + threadIdx.x / cuda::kWarpSize;
+  if (r >= a.rows) return;  // the whole warp
+  const int64_t base = r * a.cols;
+  float v[kGroups][kGroup];
+  float sum_sq = 0.f;
+#pragma unroll
+  for (int g = 0; g < kGroups; ++g) {
+    const int c = (g * cuda::kWarpSize + lane) * kGroup;
+    if (c < a.cols) {
+      Load8<kRes>(a.residual, base + c, v[g]);
+      if (a.input != nullptr) {
+        float in[kGroup];
+        Load8<DType::kBF16>(a.input, base + c, in);
+#pragma unroll
+        for (int k = 0; k < kGroup; ++k) v[g][k] = cuda::RoundTo<kRes>(v[g][k] + in[k]);
+        Store8<kRes>(a.residual, base + c, v[g]);
+      }
+#pragma unroll
+      for (int k = 0; k < kGroup; ++k) sum_sq += v[g][k] * v[g][k];
+    }
+  }
+  const float total = cuda::WarpSum(sum_sq);
+  const float inv = 1.f / sqrtf(total / static_cast<float>(a.cols) + a.eps);
+#pragma unroll
+  for (int g = 0; g < kGroups; ++g) {
+    const int c = (g * cuda::kWarpSize + lane) * kGroup;
+    if (c < a.cols) {
+      float w[kGroup], o[kGroup];
+      Load8<DType::kBF16>(a.weight, c, w);
+#pragma unroll
+      for (int k = 0; k < kGroup; ++k) o[k] = w[k] * (v[g][k] * inv);
+      Store8<DType::kBF16>(a.out, base + c, o);
+    }
+  }
+}
+
+bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Groups of 8 per lane the warp variant needs for `a` (1, 2, 4, 8 or 16), or 0 when it does not
+// apply.
+int WarpGroups(const RmsNormArgs& a) {
+  const bool types = a.act_dtype == DType::kBF16 && a.weight_dtype == DType::kBF16 &&
+                     (a.residual_dtype == DType::kBF16 || a.residual_dtype == DType::kF32);
+  const bool aligned = Aligned16(a.residual) && Aligned16(a.out) && Aligned16(a.weight) &&
+                       (a.input == nullptr || Aligned16(a.input));
+  if (!types || !aligned || a.cols % kGroup != 0) return 0;
+  const int64_t per_lane = cuda::CeilDiv<int64_t>(a.cols / kGroup, cuda::kWarpSize);
+  for (int groups : {1, 2, 4, 8, 16}) {
+    if (per_lane <= groups) return groups;
+  }
+  return 0;
+}
+
+template <DType kRes>
+cudaError_t LaunchWarp(const RmsNormArgs& a, int groups, cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>(cuda::CeilDiv<int64_t>(a.rows, kWarpRowsPerBlock));
+  const int threads = kWarpRowsPerBlock * cuda::kWarpSize;
+  switch (groups) {
+    case 1:
+      RmsNormWarpKernel<kRes, 1><<<blocks, threads, 0, stream>>>(a);
+      break;
+    case 2:
+      RmsNormWarpKernel<kRes, 2><<<blocks, threads, 0, stream>>>(a);
+      break;
+    case 4:
+      RmsNormWarpKernel<kRes, 4><<<blocks, threads, 0, stream>>>(a);
+      break;
+    case 8:
+      RmsNormWarpKernel<kRes, 8><<<blocks, threads, 0, stream>>>(a);
+      break;
+    default:
+      RmsNormWarpKernel<kRes, 16><<<blocks, threads, 0, stream>>>(a);
+      break;
+  }
+  return cudaGetLastError();
+}
+
 template <DType kAct>
 cudaError_t LaunchWithResidual(const RmsNormArgs& a, unsigned blocks, int threads,
                                cudaStream_t stream) {
@@ -65,6 +188,10 @@ cudaError_t LaunchRmsNorm(const RmsNormArgs& a, cudaStream_t stream) {
   if (a.rows < 0 || a.cols < 0) return cudaErrorInvalidValue;
   if (a.rows == 0 || a.cols == 0) return cudaSuccess;
   if (!a.residual || !a.weight || !a.out) return cudaErrorInvalidValue;
+  if (const int groups = WarpGroups(a); groups > 0 && a.rows <= int64_t{1} << 32) {
+    return a.residual_dtype == DType::kBF16 ? LaunchWarp<DType::kBF16>(a, groups, stream)
+                                            : LaunchWarp<DType::kF32>(a, groups, stream);
+  }
   // About 8 columns per thread, between one warp and 1024 threads.
   const int threads = static_cast<int>(std::clamp<int64_t>(
       cuda::CeilDiv<int64_t>(cuda::CeilDiv<int64_t>(a.cols, 8), 32) * 32, 32, 1024));

@@ -120,6 +120,10 @@ class Backend {
   virtual void RmsNorm(const kernels::RmsNormArgs& args) = 0;
   virtual void Rope(const kernels::RopeArgs& args) = 0;
   virtual void Gemm(const kernels::GemmArgs& args) = 0;
+  // Picks the fastest GEMM algorithm for args' shape class by timing the candidates once (the
+  // CUDA backend: CublasLtGemm::Tune; a no-op elsewhere and for a class already tuned). Runs
+  // the product, so args.y is overwritten; waits for the device. Not for inside a forward.
+  virtual void TuneGemm(const kernels::GemmArgs& args) { (void)args; }
   virtual void SiluMul(const kernels::SiluMulArgs& args) = 0;
   virtual void Attention(const kernels::AttentionArgs& args) = 0;
   virtual void WindowScores(const kernels::WindowScoresArgs& args) = 0;

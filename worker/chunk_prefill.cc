@@ -107,6 +107,8 @@ StatusOr<ChunkPrefillResult> PrefillChunks(const Transformer& model, std::span<c
   for (const Batch& b : batches) workspace_rows = std::max(workspace_rows, b.rows);
 
   SIEVE_ASSIGN_OR_RETURN(ForwardWorkspace ws, ForwardWorkspace::Create(be, c, workspace_rows));
+  // The first prefill of a size class times the GEMM algorithms of its projections (once).
+  model.TuneGemms(ws, workspace_rows);
   SIEVE_ASSIGN_OR_RETURN(AttentionBatch attn, AttentionBatch::Create(be, kMaxChunksPerForward, 1));
   // Row indices 0..workspace_rows-1: the gather list that copies rows unchanged.
   std::vector<int32_t> iota(workspace_rows);

@@ -27,6 +27,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -35,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "comm/log.h"
 #include "kernels/cuda_check.h"
 #include "kernels/gemm_cublas.h"
 #include "kernels/gemm_skinny.h"
@@ -485,6 +487,22 @@ class CudaBackend final : public Backend {
                 DTypeName(a.w_dtype).data(), DTypeName(a.y_dtype).data(), cudaGetErrorString(err),
                 cublasGetStatusString(gemm_->last_status()));
     SIEVE_SYNC_CHECK(stream_.get());
+  }
+  void TuneGemm(const kernels::GemmArgs& a) override {
+    DeviceScope scope(device_);
+    if (gemm_->Tuned(a)) return;
+    int chosen = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    const cudaError_t err = gemm_->Tune(a, stream_.get(), &chosen);
+    SIEVE_CHECK(err == cudaSuccess, "GEMM tuning m=%lld n=%lld k=%lld: %s (cuBLAS: %s)",
+                static_cast<long long>(a.m), static_cast<long long>(a.n),
+                static_cast<long long>(a.k), cudaGetErrorString(err),
+                cublasGetStatusString(gemm_->last_status()));
+    SIEVE_LOG_DEBUG(
+        "gemm tuned", "device=%d m=%lld n=%lld k=%lld beta=%g candidate=%d ms=%.1f", device_,
+        static_cast<long long>(a.m), static_cast<long long>(a.n), static_cast<long long>(a.k),
+        a.beta, chosen,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   void SiluMul(const kernels::SiluMulArgs& a) override {
     DeviceScope scope(device_);

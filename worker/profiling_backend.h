@@ -52,6 +52,7 @@ class ProfilingBackend final : public Backend {
   void RmsNorm(const kernels::RmsNormArgs& a) override;
   void Rope(const kernels::RopeArgs& a) override;
   void Gemm(const kernels::GemmArgs& a) override;
+  void TuneGemm(const kernels::GemmArgs& a) override { inner_->TuneGemm(a); }
   void SiluMul(const kernels::SiluMulArgs& a) override;
   void Attention(const kernels::AttentionArgs& a) override;
   void WindowScores(const kernels::WindowScoresArgs& a) override;

@@ -109,22 +109,48 @@ void Transformer::Embed(ForwardWorkspace& ws, int64_t n) const {
                       .out_dtype = backend_.residual_dtype()});
 }
 
-void Transformer::AttentionInput(int layer, ForwardWorkspace& ws, int64_t n) const {
+kernels::GemmArgs Transformer::Projection(Proj p, int layer, const ForwardWorkspace& ws,
+                                          int64_t n) const {
   const LayerWeights& w = weights_.layer(layer);
   const DType dt = dtype();
-  Norm(w.attn_norm.get(), ws, n);
+  const int64_t hidden = config_.hidden_size;
+  const int64_t inter = config_.intermediate_size;
+  kernels::GemmArgs a{.m = n, .x_dtype = dt, .w_dtype = weights_.dtype(), .y_dtype = dt};
+  switch (p) {
+    case Proj::kQkv:
+      a.x = ws.normed(), a.w = w.qkv.get(), a.y = ws.qkv();
+      a.n = qkv_layout().row_stride, a.k = hidden;
+      break;
+    case Proj::kO:  // residual += attn_out · Woᵀ, in the GEMM's epilogue (beta = 1)
+      a.x = ws.attn_out(), a.w = w.o.get(), a.y = ws.residual();
+      a.n = hidden, a.k = config_.q_dim(), a.beta = 1.f, a.y_dtype = backend_.residual_dtype();
+      break;
+    case Proj::kGateUp:
+      a.x = ws.normed(), a.w = w.gate_up.get(), a.y = ws.gate_up();
+      a.n = 2 * inter, a.k = hidden;
+      break;
+    case Proj::kDown:  // residual += act · Wdownᵀ
+      a.x = ws.mlp_act(), a.w = w.down.get(), a.y = ws.residual();
+      a.n = hidden, a.k = inter, a.beta = 1.f, a.y_dtype = backend_.residual_dtype();
+      break;
+  }
+  a.ldx = a.k;
+  a.ldy = a.n;
+  return a;
+}
+
+void Transformer::TuneGemms(ForwardWorkspace& ws, int64_t n) const {
+  if (n < kTuneMinRows) return;
+  for (Proj p : {Proj::kQkv, Proj::kO, Proj::kGateUp, Proj::kDown}) {
+    backend_.TuneGemm(Projection(p, 0, ws, n));
+  }
+}
+
+void Transformer::AttentionInput(int layer, ForwardWorkspace& ws, int64_t n) const {
+  const DType dt = dtype();
+  Norm(weights_.layer(layer).attn_norm.get(), ws, n);
+  backend_.Gemm(Projection(Proj::kQkv, layer, ws, n));
   const QkvLayout qkv = qkv_layout();
-  backend_.Gemm({.x = ws.normed(),
-                 .w = w.qkv.get(),
-                 .y = ws.qkv(),
-                 .m = n,
-                 .n = qkv.row_stride,
-                 .k = config_.hidden_size,
-                 .ldx = config_.hidden_size,
-                 .ldy = qkv.row_stride,
-                 .x_dtype = dt,
-                 .w_dtype = weights_.dtype(),
-                 .y_dtype = dt});
   backend_.Rope({.q = ws.qkv(),
                  .k = Offset(ws.qkv(), qkv.k_offset, dt),
                  .positions = ws.positions(),
@@ -140,51 +166,16 @@ void Transformer::AttentionInput(int layer, ForwardWorkspace& ws, int64_t n) con
 }
 
 void Transformer::AttentionOutputAndMlp(int layer, ForwardWorkspace& ws, int64_t n) const {
-  const LayerWeights& w = weights_.layer(layer);
   const DType dt = dtype();
-  const DType wt = weights_.dtype();
-  const int64_t hidden = config_.hidden_size;
-  const int64_t inter = config_.intermediate_size;
-  // residual += attn_out · Woᵀ, in the GEMM's epilogue (beta = 1).
-  backend_.Gemm({.x = ws.attn_out(),
-                 .w = w.o.get(),
-                 .y = ws.residual(),
-                 .m = n,
-                 .n = hidden,
-                 .k = config_.q_dim(),
-                 .ldx = config_.q_dim(),
-                 .ldy = hidden,
-                 .beta = 1.f,
-                 .x_dtype = dt,
-                 .w_dtype = wt,
-                 .y_dtype = backend_.residual_dtype()});
-  Norm(w.mlp_norm.get(), ws, n);
-  backend_.Gemm({.x = ws.normed(),
-                 .w = w.gate_up.get(),
-                 .y = ws.gate_up(),
-                 .m = n,
-                 .n = 2 * inter,
-                 .k = hidden,
-                 .ldx = hidden,
-                 .ldy = 2 * inter,
-                 .x_dtype = dt,
-                 .w_dtype = wt,
-                 .y_dtype = dt});
-  backend_.SiluMul(
-      {.gate_up = ws.gate_up(), .out = ws.mlp_act(), .rows = n, .inter = inter, .dtype = dt});
-  // residual += act · Wdownᵀ, in the GEMM's epilogue.
-  backend_.Gemm({.x = ws.mlp_act(),
-                 .w = w.down.get(),
-                 .y = ws.residual(),
-                 .m = n,
-                 .n = hidden,
-                 .k = inter,
-                 .ldx = inter,
-                 .ldy = hidden,
-                 .beta = 1.f,
-                 .x_dtype = dt,
-                 .w_dtype = wt,
-                 .y_dtype = backend_.residual_dtype()});
+  backend_.Gemm(Projection(Proj::kO, layer, ws, n));
+  Norm(weights_.layer(layer).mlp_norm.get(), ws, n);
+  backend_.Gemm(Projection(Proj::kGateUp, layer, ws, n));
+  backend_.SiluMul({.gate_up = ws.gate_up(),
+                    .out = ws.mlp_act(),
+                    .rows = n,
+                    .inter = config_.intermediate_size,
+                    .dtype = dt});
+  backend_.Gemm(Projection(Proj::kDown, layer, ws, n));
 }
 
 void Transformer::FinalNorm(ForwardWorkspace& ws, int64_t n) const {

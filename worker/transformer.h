@@ -101,6 +101,12 @@ class Transformer {
   void AttentionOutputAndMlp(int layer, ForwardWorkspace& ws, int64_t n) const;
   void FinalNorm(ForwardWorkspace& ws, int64_t n) const;
 
+  // Times the GEMM algorithms of the four projections at n rows (Backend::TuneGemm), once per
+  // shape class, when n >= kTuneMinRows (smaller products keep the library's heuristic). Call it
+  // on a workspace whose contents do not matter yet: it overwrites qkv, residual and gate_up.
+  static constexpr int64_t kTuneMinRows = 4096;
+  void TuneGemms(ForwardWorkspace& ws, int64_t n) const;
+
   // logits[i, :] = normed[rows[i], :] · lm_headᵀ, fp32 [num_rows, vocab]. `rows` and `logits` are
   // backend memory; `scratch` holds num_rows * hidden elements of the compute dtype.
   void Logits(const ForwardWorkspace& ws, const int32_t* rows, int64_t num_rows, void* scratch,
@@ -108,6 +114,9 @@ class Transformer {
 
  private:
   Transformer(const ModelConfig& config, ModelWeights weights, Backend& backend);
+  enum class Proj { kQkv, kO, kGateUp, kDown };
+  // The projection's product over the first n rows of ws, as the forward runs it.
+  kernels::GemmArgs Projection(Proj p, int layer, const ForwardWorkspace& ws, int64_t n) const;
   // normed = RMSNorm(residual) * weight over the first n rows.
   void Norm(const void* weight, ForwardWorkspace& ws, int64_t n) const;
 

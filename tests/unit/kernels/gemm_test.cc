@@ -4,7 +4,9 @@
 // accumulation-order error, fp32 output (the LM-head logits) within the accumulation error.
 // Shapes: m {1, 7, 733, 8192} x n {37, 64, 128, 4096} x k {64, 128, 4096} (large products are
 // checked on a sample of rows), the LM head (m 3, n 128256, k 4096), alpha 2 / beta 0.5, and
-// unsupported dtype combinations (cudaErrorNotSupported).
+// unsupported dtype combinations (cudaErrorNotSupported); and every candidate algorithm of the
+// heuristic, and the one Tune picks, for the transformer's epilogues (bf16 out, residual add into
+// bf16 / fp32).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -67,9 +69,12 @@ TEST(GemmKernelTest, RefMatchesNaive) {
 }
 
 #if SIEVE_WITH_CUDA
+// Which algorithm RunGpuCase runs: the plan's current choice, one candidate, or the tuned one.
+constexpr int kCurrent = -1, kTuned = -2;
+
 // Runs one product on the GPU and compares rows `rows` with GemmRef.
 void RunGpuCase(CublasLtGemm& gemm, int64_t m, int64_t n, int64_t k, DType y_dtype, float alpha,
-                float beta, bool sample_rows) {
+                float beta, bool sample_rows, int algo = kCurrent) {
   using sieve::testing::DeviceMemory;
   const int64_t ldx = k, ldy = n;
   const auto [x, w, y0] = sieve::testing::MakeGemmOperands(m, n, k, ldx, ldy, y_dtype);
@@ -88,6 +93,18 @@ void RunGpuCase(CublasLtGemm& gemm, int64_t m, int64_t n, int64_t k, DType y_dty
                 .x_dtype = DType::kBF16,
                 .w_dtype = DType::kBF16,
                 .y_dtype = y_dtype};
+  if (algo == kTuned) {
+    int chosen = -1;
+    ASSERT_EQ(gemm.Tune(args, nullptr, &chosen), cudaSuccess);
+    EXPECT_TRUE(gemm.Tuned(args));
+    cudaError_t err;
+    EXPECT_GE(chosen, 0);
+    EXPECT_LT(chosen, gemm.NumCandidates(args, &err));
+    d_y = DeviceMemory::From(y0);  // tuning ran the product (beta != 0 accumulates)
+    args.y = d_y.get();
+  } else if (algo >= 0) {
+    ASSERT_EQ(gemm.Choose(args, algo), cudaSuccess);
+  }
   ASSERT_EQ(gemm.Run(args, nullptr), cudaSuccess) << cublasGetStatusString(gemm.last_status());
   ASSERT_TRUE(sieve::testing::DeviceSync());
   const size_t ye = DTypeSize(y_dtype);
@@ -157,6 +174,48 @@ TEST(GemmKernelTest, GpuMatchesRef) {
                .w_dtype = DType::kF32,
                .y_dtype = DType::kF32};
   EXPECT_EQ(gemm->Run(bad, nullptr), cudaErrorNotSupported);
+#endif
+}
+
+// Every algorithm the heuristic offers gives the right product, and so does the one Tune picks,
+// for the transformer's epilogues: bf16 out, and the residual add into bf16 and fp32.
+TEST(GemmKernelTest, GpuCandidatesAndTuningMatchRef) {
+  SIEVE_SKIP_WITHOUT_GPU();
+#if SIEVE_WITH_CUDA
+  std::unique_ptr<CublasLtGemm> gemm;
+  ASSERT_EQ(CublasLtGemm::Create(CublasLtGemm::kDefaultWorkspaceBytes, &gemm), cudaSuccess);
+  const int64_t m = 733, n = 4096, k = 4096;
+  for (auto [y_dtype, beta] :
+       {std::pair{DType::kBF16, 0.f}, std::pair{DType::kBF16, 1.f}, std::pair{DType::kF32, 1.f}}) {
+    sieve::testing::DeviceMemory probe(size_t(m) * std::max(n, k) * 4);
+    const GemmArgs args{.x = probe.get(),
+                        .w = probe.get(),
+                        .y = probe.get(),
+                        .m = m,
+                        .n = n,
+                        .k = k,
+                        .ldx = k,
+                        .ldy = n,
+                        .beta = beta,
+                        .x_dtype = DType::kBF16,
+                        .w_dtype = DType::kBF16,
+                        .y_dtype = y_dtype};
+    cudaError_t err;
+    const int candidates = gemm->NumCandidates(args, &err);
+    ASSERT_EQ(err, cudaSuccess);
+    ASSERT_GE(candidates, 1);
+    EXPECT_LE(candidates, CublasLtGemm::kMaxCandidates);
+    for (int c = 0; c < candidates; ++c) {
+      SCOPED_TRACE("candidate " + std::to_string(c));
+      RunGpuCase(*gemm, m, n, k, y_dtype, 1.f, beta, /*sample_rows=*/true, c);
+    }
+    EXPECT_EQ(gemm->Choose(args, candidates), cudaErrorInvalidValue);
+    EXPECT_FALSE(gemm->Tuned(args));
+    RunGpuCase(*gemm, m, n, k, y_dtype, 1.f, beta, /*sample_rows=*/true, kTuned);
+    GemmArgs same_bucket = args;
+    same_bucket.m = 600;  // 733 and 600 both round up to 1024
+    EXPECT_TRUE(gemm->Tuned(same_bucket));
+  }
 #endif
 }
 
