@@ -303,15 +303,16 @@ cudaError_t CublasLtGemm::Tune(const GemmArgs& args, cudaStream_t stream, int* c
   float best_ms = std::numeric_limits<float>::infinity();
   for (int c = 0; c < plan->num_algos && err == cudaSuccess; ++c) {
     err = Launch(*plan, c, args, stream);  // warm-up
-    for (int rep = 0; rep < 2 && err == cudaSuccess; ++rep) {
-      float ms = 0;
-      if ((err = cudaEventRecord(start, stream)) != cudaSuccess) break;
-      if ((err = Launch(*plan, c, args, stream)) != cudaSuccess) break;
-      if ((err = cudaEventRecord(stop, stream)) != cudaSuccess) break;
-      if ((err = cudaEventSynchronize(stop)) != cudaSuccess) break;
-      if ((err = cudaEventElapsedTime(&ms, start, stop)) != cudaSuccess) break;
-      if (ms < best_ms) best_ms = ms, best = c;
+    float ms[3] = {};
+    for (float& t : ms) {
+      if (err == cudaSuccess) err = cudaEventRecord(start, stream);
+      if (err == cudaSuccess) err = Launch(*plan, c, args, stream);
+      if (err == cudaSuccess) err = cudaEventRecord(stop, stream);
+      if (err == cudaSuccess) err = cudaEventSynchronize(stop);
+      if (err == cudaSuccess) err = cudaEventElapsedTime(&t, start, stop);
     }
+    std::sort(ms, ms + 3);
+    if (err == cudaSuccess && ms[1] < best_ms) best_ms = ms[1], best = c;  // the median
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);

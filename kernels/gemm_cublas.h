@@ -59,7 +59,7 @@ class CublasLtGemm {
   cudaError_t Choose(const GemmArgs& args, int candidate);
 
   // Autotuning, as a one-time step before the first large forward: times every candidate on
-  // `args` (one warm-up, then the best of two runs, CUDA events on `stream`; it overwrites
+  // `args` (one warm-up, then the median of three runs, CUDA events on `stream`; it overwrites
   // args.y and waits for the stream) and makes the fastest the choice of every plan in args'
   // bucket, present and future. *chosen (optional) gets its index.
   cudaError_t Tune(const GemmArgs& args, cudaStream_t stream, int* chosen = nullptr);

@@ -2,8 +2,9 @@
 // (contract: kernels/rms_norm.h; CPU reference: kernels/ref/rms_norm_ref.cc).
 //
 // Two variants, fp32 math, the same arithmetic per element; the launcher picks one:
-//   1. Warp (act and weight bf16, residual bf16 or fp32, cols a multiple of 8 and at most 4096,
-//      16-byte aligned rows: the CUDA backend's layers): a warp per row, four rows per block.
+//   1. Warp (at least 1024 rows, act and weight bf16, residual bf16 or fp32, cols a multiple of
+//      8 and at most 4096, 16-byte aligned rows: the CUDA backend's prefill): a warp per row,
+//      four rows per block.
 //      Lane l owns the 8-element groups l, l + 32, ... of the row, loaded with 16-byte accesses
 //      and held in registers (kGroups per lane, a template constant), so the row is read once;
 //      a warp shuffle reduction gives the mean, and the output goes out in 16-byte stores.
@@ -60,6 +61,7 @@ cudaError_t LaunchWithWeight(const RmsNormArgs& a, unsigned blocks, int threads,
 }
 
 constexpr int kWarpRowsPerBlock = 4;
+constexpr int64_t kWarpMinRows = 1024;
 constexpr int kGroup = 8;  // elements per 16-byte bf16 access
 
 // Elements i..i+7 (i a multiple of 8, 16-byte aligned) as floats, and back.
@@ -188,7 +190,8 @@ cudaError_t LaunchRmsNorm(const RmsNormArgs& a, cudaStream_t stream) {
   if (a.rows < 0 || a.cols < 0) return cudaErrorInvalidValue;
   if (a.rows == 0 || a.cols == 0) return cudaSuccess;
   if (!a.residual || !a.weight || !a.out) return cudaErrorInvalidValue;
-  if (const int groups = WarpGroups(a); groups > 0 && a.rows <= int64_t{1} << 32) {
+  // A warp per row pays off with many rows; a few rows (decode) want a block each.
+  if (const int groups = WarpGroups(a); groups > 0 && a.rows >= kWarpMinRows) {
     return a.residual_dtype == DType::kBF16 ? LaunchWarp<DType::kBF16>(a, groups, stream)
                                             : LaunchWarp<DType::kF32>(a, groups, stream);
   }

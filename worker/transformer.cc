@@ -141,6 +141,28 @@ kernels::GemmArgs Transformer::Projection(Proj p, int layer, const ForwardWorksp
 
 void Transformer::TuneGemms(ForwardWorkspace& ws, int64_t n) const {
   if (n < kTuneMinRows) return;
+  // Activation-like inputs: the candidates' speed depends on the data (power draw), so timing
+  // them on whatever the buffers held (often zeros) could rank them differently.
+  const int64_t hidden = config_.hidden_size;
+  const struct {
+    void* p;
+    int64_t cols;
+    DType dtype;
+  } inputs[] = {{ws.normed(), hidden, dtype()},
+                {ws.attn_out(), config_.q_dim(), dtype()},
+                {ws.mlp_act(), config_.intermediate_size, dtype()},
+                {ws.residual(), hidden, backend_.residual_dtype()}};
+  uint64_t stream = 0;
+  for (const auto& in : inputs) {
+    backend_.RandomInit({.out = in.p,
+                         .dtype = in.dtype,
+                         .n = n * in.cols,
+                         .seed = 0x5eed,
+                         .stream = ++stream,
+                         .mean = 0.f,
+                         .stddev = 1.f,
+                         .constant = false});
+  }
   for (Proj p : {Proj::kQkv, Proj::kO, Proj::kGateUp, Proj::kDown}) {
     backend_.TuneGemm(Projection(p, 0, ws, n));
   }

@@ -16,7 +16,8 @@
 //
 // The residual stream is kept in Backend::residual_dtype (fp32 on the CPU, bf16 on CUDA unless
 // BackendOptions ask for fp32); the O and down projections add into it in their epilogue
-// (GemmArgs::beta = 1), accumulating in fp32 and rounding once. Everything else is in the
+// (GemmArgs::beta = 1). Into a bf16 stream cuBLASLt rounds the product to bf16 before the add,
+// which is what Hugging Face's bf16 `residual + out` does too. Everything else is in the
 // backend's compute dtype. Weights are fused: qkv = [q_proj; k_proj; v_proj] and
 // gate_up = [gate_proj; up_proj] (worker/model_weights.h).
 //

@@ -63,12 +63,12 @@ TEST(RmsNormKernelTest, GpuMatchesRef) {
   struct Types {
     DType act, residual, weight;
   };
-  // bf16 / bf16 / bf16 and bf16 / fp32 / bf16 take the warp variant where cols % 8 == 0 (64, 128,
-  // 4096 and 8192 does not fit it: the block variant), fp32 and cols 37 the block variant.
+  // bf16 / bf16 / bf16 and bf16 / fp32 / bf16 take the warp variant with 1024 rows or more where
+  // cols % 8 == 0 (64, 128, 4096; 8192 does not fit it), otherwise the block variant, as fp32.
   for (Types types : {Types{DType::kBF16, DType::kBF16, DType::kBF16},
                       Types{DType::kBF16, DType::kF32, DType::kBF16},
                       Types{DType::kF32, DType::kF32, DType::kF32}}) {
-    for (int64_t rows : {1, 7, 733, 8192}) {
+    for (int64_t rows : {1, 7, 733, 1024, 8192}) {
       for (int64_t cols : {37, 64, 128, 4096, 8192}) {
         if (rows == 8192 && cols == 8192) continue;  // 64M elements: long on the CPU reference
         for (bool with_input : {false, true}) {
