@@ -96,6 +96,34 @@ __device__ __forceinline__ void Store8(void* p, int64_t i, const float* v) {
   }
 }
 
+// Eight consecutive elements of kType as they are stored, kept in registers: 16 bytes for bf16
+// (so a 4096-wide bf16 row costs a lane 64 registers, not 128), 32 for fp32.
+template <DType kType>
+struct Pack8 {
+  float v[kGroup];
+  __device__ __forceinline__ void Load(const void* p, int64_t i) { Load8<kType>(p, i, v); }
+  __device__ __forceinline__ void Store(void* p, int64_t i) const { Store8<kType>(p, i, v); }
+  __device__ __forceinline__ float Get(int k) const { return v[k]; }
+  __device__ __forceinline__ void Set(int k, float x) { v[k] = x; }
+};
+
+template <>
+struct Pack8<DType::kBF16> {
+  uint4 raw;
+  __device__ __forceinline__ void Load(const void* p, int64_t i) {
+    raw = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(p) + i);
+  }
+  __device__ __forceinline__ void Store(void* p, int64_t i) const {
+    *reinterpret_cast<uint4*>(static_cast<uint16_t*>(p) + i) = raw;
+  }
+  __device__ __forceinline__ float Get(int k) const {
+    return BF16ToFloat(reinterpret_cast<const uint16_t*>(&raw)[k]);
+  }
+  __device__ __forceinline__ void Set(int k, float x) {
+    reinterpret_cast<uint16_t*>(&raw)[k] = FloatToBF16(x);
+  }
+};
+
 // act and weight bf16; cols % 8 == 0 and cols <= 32 * kGroups * 8.
 template <DType kRes, int kGroups>
 __global__ void RmsNormWarpKernel(const RmsNormArgs a) {
@@ -103,22 +131,22 @@ __global__ void RmsNormWarpKernel(const RmsNormArgs a) {
   const int64_t r = int64_t{blockIdx.x} * kWarpRowsPerBlock + threadIdx.x / cuda::kWarpSize;
   if (r >= a.rows) return;  // the whole warp
   const int64_t base = r * a.cols;
-  float v[kGroups][kGroup];
+  Pack8<kRes> x[kGroups];
   float sum_sq = 0.f;
 #pragma unroll
   for (int g = 0; g < kGroups; ++g) {
     const int c = (g * cuda::kWarpSize + lane) * kGroup;
     if (c < a.cols) {
-      Load8<kRes>(a.residual, base + c, v[g]);
+      x[g].Load(a.residual, base + c);
       if (a.input != nullptr) {
-        float in[kGroup];
-        Load8<DType::kBF16>(a.input, base + c, in);
+        Pack8<DType::kBF16> in;
+        in.Load(a.input, base + c);
 #pragma unroll
-        for (int k = 0; k < kGroup; ++k) v[g][k] = cuda::RoundTo<kRes>(v[g][k] + in[k]);
-        Store8<kRes>(a.residual, base + c, v[g]);
+        for (int k = 0; k < kGroup; ++k) x[g].Set(k, x[g].Get(k) + in.Get(k));  // rounds to kRes
+        x[g].Store(a.residual, base + c);
       }
 #pragma unroll
-      for (int k = 0; k < kGroup; ++k) sum_sq += v[g][k] * v[g][k];
+      for (int k = 0; k < kGroup; ++k) sum_sq += x[g].Get(k) * x[g].Get(k);
     }
   }
   const float total = cuda::WarpSum(sum_sq);
@@ -127,11 +155,11 @@ __global__ void RmsNormWarpKernel(const RmsNormArgs a) {
   for (int g = 0; g < kGroups; ++g) {
     const int c = (g * cuda::kWarpSize + lane) * kGroup;
     if (c < a.cols) {
-      float w[kGroup], o[kGroup];
-      Load8<DType::kBF16>(a.weight, c, w);
+      Pack8<DType::kBF16> w, out;
+      w.Load(a.weight, c);
 #pragma unroll
-      for (int k = 0; k < kGroup; ++k) o[k] = w[k] * (v[g][k] * inv);
-      Store8<DType::kBF16>(a.out, base + c, o);
+      for (int k = 0; k < kGroup; ++k) out.Set(k, w.Get(k) * (x[g].Get(k) * inv));
+      out.Store(a.out, base + c);
     }
   }
 }
