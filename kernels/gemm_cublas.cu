@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <bit>
 #include <functional>
-#include <limits>
+#include <vector>
 
 namespace sieve::kernels {
 namespace {
@@ -299,20 +299,32 @@ cudaError_t CublasLtGemm::Tune(const GemmArgs& args, cudaStream_t stream, int* c
     cudaEventDestroy(start);
     return err;
   }
-  int best = 0;
-  float best_ms = std::numeric_limits<float>::infinity();
-  for (int c = 0; c < plan->num_algos && err == cudaSuccess; ++c) {
-    err = Launch(*plan, c, args, stream);  // warm-up
-    float ms[3] = {};
-    for (float& t : ms) {
-      if (err == cudaSuccess) err = cudaEventRecord(start, stream);
+  // Rounds over all candidates (so clock drift from heating affects each alike), then the
+  // median per candidate. Another candidate replaces the heuristic's first only when it is
+  // more than 1% faster: closer than that is within the timing noise.
+  constexpr int kRounds = 5;
+  const int n = plan->num_algos;
+  std::vector<float> ms(size_t(n) * kRounds, 0.f);
+  for (int c = 0; c < n && err == cudaSuccess; ++c) err = Launch(*plan, c, args, stream);
+  for (int round = 0; round < kRounds; ++round) {
+    for (int c = 0; c < n && err == cudaSuccess; ++c) {
+      float& t = ms[size_t(c) * kRounds + round];
+      err = cudaEventRecord(start, stream);
       if (err == cudaSuccess) err = Launch(*plan, c, args, stream);
       if (err == cudaSuccess) err = cudaEventRecord(stop, stream);
       if (err == cudaSuccess) err = cudaEventSynchronize(stop);
       if (err == cudaSuccess) err = cudaEventElapsedTime(&t, start, stop);
     }
-    std::sort(ms, ms + 3);
-    if (err == cudaSuccess && ms[1] < best_ms) best_ms = ms[1], best = c;  // the median
+  }
+  std::vector<float> median(n);
+  for (int c = 0; c < n; ++c) {
+    float* first = ms.data() + size_t(c) * kRounds;
+    std::nth_element(first, first + kRounds / 2, first + kRounds);
+    median[c] = first[kRounds / 2];
+  }
+  int best = 0;
+  for (int c = 1; c < n; ++c) {
+    if (median[c] < 0.99f * median[0] && median[c] < median[best]) best = c;
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);

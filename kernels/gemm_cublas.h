@@ -59,9 +59,10 @@ class CublasLtGemm {
   cudaError_t Choose(const GemmArgs& args, int candidate);
 
   // Autotuning, as a one-time step before the first large forward: times every candidate on
-  // `args` (one warm-up, then the median of three runs, CUDA events on `stream`; it overwrites
-  // args.y and waits for the stream) and makes the fastest the choice of every plan in args'
-  // bucket, present and future. *chosen (optional) gets its index.
+  // `args` (a warm-up each, then five rounds over all of them, the median per candidate, CUDA
+  // events on `stream`; it overwrites args.y and waits for the stream) and makes the fastest
+  // the choice of every plan in args' bucket, present and future (the heuristic's first stays
+  // unless another is more than 1% faster). *chosen (optional) gets its index.
   cudaError_t Tune(const GemmArgs& args, cudaStream_t stream, int* chosen = nullptr);
   // Whether args' bucket has been tuned.
   bool Tuned(const GemmArgs& args) const;
