@@ -1,5 +1,11 @@
 // SwiGLU activation on the fused gate-up projection:
-//   out[r, i] = silu(gate_up[r, i]) * gate_up[r, inter + i],  silu(x) = x / (1 + exp(-x))
+//   out[r, i] = silu(g) * u,  silu(x) = x / (1 + exp(-x)),
+// where, with B = block (or inter when block is 0), b = i / B and j = i % B,
+//   g = gate_up[r, 2 B b + j],  u = gate_up[r, 2 B b + B + j].
+// block 0 is the plain layout (gate in [:, :inter], up in [:, inter:]); block > 0 the
+// interleaved weight layout of kernels/gemm_swiglu.h (blocks of B gate columns, each followed by
+// the B up columns of the same range), which the CUDA backend uses so that its prefill can fuse
+// SwiGLU into the GEMM.
 //
 // CPU reference: kernels/ref/silu_mul_ref.cc. CUDA: kernels/silu_mul.cu.
 // Test: tests/unit/kernels/silu_mul_test.cc.
@@ -13,10 +19,11 @@
 namespace sieve::kernels {
 
 struct SiluMulArgs {
-  const void* gate_up = nullptr;  // [rows, 2 * inter]: gate in [:, :inter], up in [:, inter:]
+  const void* gate_up = nullptr;  // [rows, 2 * inter], laid out by `block`
   void* out = nullptr;            // [rows, inter]
   int64_t rows = 0;
   int64_t inter = 0;
+  int64_t block = 0;  // 0 or a divisor of inter (see above)
   DType dtype = DType::kF32;
 };
 

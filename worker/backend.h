@@ -26,6 +26,7 @@
 #include "kernels/dtype.h"
 #include "kernels/embedding.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_swiglu.h"
 #include "kernels/kv_gather.h"
 #include "kernels/logprobs.h"
 #include "kernels/random_init.h"
@@ -125,6 +126,16 @@ class Backend {
   // the product, so args.y is overwritten; waits for the device. Not for inside a forward.
   virtual void TuneGemm(const kernels::GemmArgs& args) { (void)args; }
   virtual void SiluMul(const kernels::SiluMulArgs& args) = 0;
+  // The gate-up projection with SwiGLU in its epilogue (kernels/gemm_swiglu.h), when this
+  // backend has a kernel for `args` (args.w in the swiglu_block() layout): true once queued;
+  // false, with nothing done, otherwise (the caller runs Gemm then SiluMul).
+  virtual bool GemmSwiglu(const kernels::GemmSwigluArgs& args) {
+    (void)args;
+    return false;
+  }
+  // The gate_up weight layout GemmSwiglu needs (SiluMulArgs::block): kSwigluBlock on a GPU that
+  // runs the fused kernel, 0 (plain) elsewhere.
+  virtual int64_t swiglu_block() const { return 0; }
   virtual void Attention(const kernels::AttentionArgs& args) = 0;
   virtual void WindowScores(const kernels::WindowScoresArgs& args) = 0;
   virtual void MaxPool1d(const kernels::MaxPool1dArgs& args) = 0;

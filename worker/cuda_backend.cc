@@ -262,6 +262,7 @@ class CudaBackend final : public Backend {
     }
     std::unique_ptr<CudaBackend> be(new CudaBackend(device));
     be->residual_dtype_ = residual;
+    be->swiglu_block_ = kernels::GemmSwigluSm90DeviceOk() ? kernels::kSwigluBlock : 0;
     cudaError_t err = cudaSetDevice(device);
     if (err != cudaSuccess) {
       cudaGetLastError();
@@ -504,6 +505,14 @@ class CudaBackend final : public Backend {
         a.beta, chosen,
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
+  bool GemmSwiglu(const kernels::GemmSwigluArgs& a) override {
+    if (swiglu_block_ == 0 || !kernels::GemmSwigluSm90Ok(a)) return false;
+    DeviceScope scope(device_);
+    SIEVE_CUDA_CHECK(kernels::LaunchGemmSwigluSm90(a, stream_.get()));
+    SIEVE_SYNC_CHECK(stream_.get());
+    return true;
+  }
+  int64_t swiglu_block() const override { return swiglu_block_; }
   void SiluMul(const kernels::SiluMulArgs& a) override {
     DeviceScope scope(device_);
     SIEVE_CUDA_CHECK(kernels::LaunchSiluMul(a, stream_.get()));
@@ -597,6 +606,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<AllocatorState> state_;
   std::string description_;
   DType residual_dtype_ = DType::kBF16;
+  int64_t swiglu_block_ = 0;  // kSwigluBlock when the fused gate-up kernel runs here
   StreamPtr stream_;
   std::mutex staging_mu_;
   PinnedStaging staging_;

@@ -11,7 +11,8 @@ StatusOr<LoadedModel> LoadModel(const LoadModelOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   LoadedModel out;
   SIEVE_ASSIGN_OR_RETURN(out.config, ModelConfig::FromJsonFile(options.model_dir + "/config.json"));
-  SIEVE_ASSIGN_OR_RETURN(out.backend, MakeBackend(options.device, options.device_index, options.backend));
+  SIEVE_ASSIGN_OR_RETURN(out.backend,
+                         MakeBackend(options.device, options.device_index, options.backend));
   if (options.profiling) {
     auto profiler = std::make_unique<ProfilingBackend>(std::move(out.backend));
     out.profiler = profiler.get();

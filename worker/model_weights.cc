@@ -10,11 +10,24 @@
 namespace sieve::worker {
 namespace {
 
-// Where one Hugging Face tensor lands: a fused buffer and an element offset inside it.
+// Where one Hugging Face tensor lands: a fused buffer and an element offset inside it. gate_proj
+// and up_proj are halves 0 and 1 of gate_up, whose rows ForEachGateUpRun places.
 struct Destination {
   void* base = nullptr;
   int64_t offset = 0;
+  int half = -1;
 };
+
+// The runs of rows of a gate_proj (half 0) or up_proj (half 1) tensor in the fused gate_up
+// weight: source row r goes to row 2 B (r / B) + half * B + r % B, B = `block` (the interleaved
+// layout of kernels/gemm_swiglu.h), or intermediate_size when block is 0 (the plain layout: one
+// run). fn(dst_row, src_row, rows).
+template <typename Fn>
+void ForEachGateUpRun(int64_t inter, int64_t block, int half, Fn fn) {
+  const int64_t b_rows = block > 0 ? block : inter;
+  for (int64_t b = 0; b < inter / b_rows; ++b)
+    fn(2 * b_rows * b + half * b_rows, b * b_rows, b_rows);
+}
 
 // Allocates every fused buffer for `config` in the backend's compute dtype.
 Status AllocateAll(const ModelConfig& c, Backend& backend, DType dtype, bool tied,
@@ -67,9 +80,9 @@ StatusOr<Destination> Locate(const ModelConfig& c, std::string_view name, const 
     }
     if (rest == "self_attn.o_proj.weight") return Destination{w.o.get(), 0};
     if (rest == "post_attention_layernorm.weight") return Destination{w.mlp_norm.get(), 0};
-    if (rest == "mlp.gate_proj.weight") return Destination{w.gate_up.get(), 0};
+    if (rest == "mlp.gate_proj.weight") return Destination{w.gate_up.get(), 0, 0};
     if (rest == "mlp.up_proj.weight") {
-      return Destination{w.gate_up.get(), c.intermediate_size * H};
+      return Destination{w.gate_up.get(), c.intermediate_size * H, 1};
     }
     if (rest == "mlp.down_proj.weight") return Destination{w.down.get(), 0};
   }
@@ -81,6 +94,15 @@ char* ElementPtr(void* base, int64_t offset, DType dtype) {
 }
 
 }  // namespace
+
+ModelWeights ModelWeights::Empty(const ModelConfig& config, const Backend& backend) {
+  ModelWeights w;
+  w.dtype_ = backend.compute_dtype();
+  w.tied_ = config.tie_word_embeddings;
+  const int64_t block = backend.swiglu_block();
+  w.swiglu_block_ = block > 0 && config.intermediate_size % block == 0 ? block : 0;
+  return w;
+}
 
 size_t ModelWeights::bytes() const {
   size_t total = embed_.bytes() + final_norm_.bytes() + lm_head_.bytes();
@@ -95,14 +117,22 @@ StatusOr<ModelWeights> ModelWeights::Load(const ModelConfig& config, const std::
                                           Backend& backend) {
   SIEVE_ASSIGN_OR_RETURN(Checkpoint checkpoint, Checkpoint::Open(model_dir));
   SIEVE_RETURN_IF_ERROR(checkpoint.Validate(config));
-  ModelWeights w;
-  w.dtype_ = backend.compute_dtype();
-  w.tied_ = config.tie_word_embeddings;
+  ModelWeights w = Empty(config, backend);
   SIEVE_RETURN_IF_ERROR(AllocateAll(config, backend, w.dtype_, w.tied_, &w.embed_, &w.final_norm_,
                                     &w.lm_head_, &w.layers_));
   // Tensors are converted one at a time: straight into place on the CPU backend, through one
-  // host staging buffer (the size of the largest tensor) for a device backend.
+  // host staging buffer (the size of the largest tensor) for a device backend or an interleaved
+  // gate_up.
   const bool host_memory = backend.kind() == DeviceKind::kCpu;
+  const size_t e = DTypeSize(w.dtype_);
+  const int64_t H = config.hidden_size;
+  auto place = [&](void* dst, const void* src, size_t bytes) {
+    if (host_memory) {
+      std::memcpy(dst, src, bytes);
+    } else {
+      backend.CopyToDevice(dst, src, bytes);
+    }
+  };
   std::vector<char> staging;
   const std::vector<TensorSpec> specs = ExpectedTensors(config);
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -112,9 +142,11 @@ StatusOr<ModelWeights> ModelWeights::Load(const ModelConfig& config, const std::
         Destination dst, Locate(config, spec.name, w.embed_, w.final_norm_, w.lm_head_, w.layers_));
     const int64_t n = view.NumElements();
     char* out = ElementPtr(dst.base, dst.offset, w.dtype_);
+    const bool runs = dst.half >= 0 && w.swiglu_block_ > 0;
+    const bool direct = host_memory && !runs;
     void* convert_to = out;
-    if (!host_memory) {
-      staging.resize(n * DTypeSize(w.dtype_));
+    if (!direct) {
+      staging.resize(n * e);
       convert_to = staging.data();
     }
     if (view.dtype == w.dtype_) {
@@ -124,10 +156,16 @@ StatusOr<ModelWeights> ModelWeights::Load(const ModelConfig& config, const std::
         StoreFromFloat(convert_to, w.dtype_, j, LoadAsFloat(view.data, view.dtype, j));
       }
     }
-    if (!host_memory) {
-      backend.CopyToDevice(out, staging.data(), staging.size());
-      SIEVE_RETURN_IF_ERROR(backend.Synchronize());
+    if (runs) {
+      ForEachGateUpRun(config.intermediate_size, w.swiglu_block_, dst.half,
+                       [&](int64_t dst_row, int64_t src_row, int64_t rows) {
+                         place(ElementPtr(dst.base, dst_row * H, w.dtype_),
+                               staging.data() + src_row * H * e, rows * H * e);
+                       });
+    } else if (!direct) {
+      place(out, staging.data(), staging.size());
     }
+    if (!host_memory) SIEVE_RETURN_IF_ERROR(backend.Synchronize());
     SIEVE_LOG_DEBUG("weight loaded", "name=%s elements=%lld", spec.name.c_str(),
                     static_cast<long long>(n));
   }
@@ -138,23 +176,35 @@ StatusOr<ModelWeights> ModelWeights::Load(const ModelConfig& config, const std::
 
 StatusOr<ModelWeights> ModelWeights::Random(const ModelConfig& config, uint64_t seed,
                                             Backend& backend) {
-  ModelWeights w;
-  w.dtype_ = backend.compute_dtype();
-  w.tied_ = config.tie_word_embeddings;
+  ModelWeights w = Empty(config, backend);
   SIEVE_RETURN_IF_ERROR(AllocateAll(config, backend, w.dtype_, w.tied_, &w.embed_, &w.final_norm_,
                                     &w.lm_head_, &w.layers_));
+  const int64_t H = config.hidden_size;
   for (const TensorSpec& spec : ExpectedTensors(config)) {
     SIEVE_ASSIGN_OR_RETURN(
         Destination dst, Locate(config, spec.name, w.embed_, w.final_norm_, w.lm_head_, w.layers_));
     const bool norm = spec.kind == TensorKind::kNorm;
-    backend.RandomInit({.out = ElementPtr(dst.base, dst.offset, w.dtype_),
-                        .dtype = w.dtype_,
-                        .n = spec.NumElements(),
-                        .seed = seed,
-                        .stream = kernels::TensorStreamId(spec.name),
-                        .mean = norm ? 1.f : 0.f,
-                        .stddev = static_cast<float>(config.initializer_range),
-                        .constant = norm});
+    const kernels::RandomInitArgs args{.out = ElementPtr(dst.base, dst.offset, w.dtype_),
+                                       .dtype = w.dtype_,
+                                       .n = spec.NumElements(),
+                                       .seed = seed,
+                                       .stream = kernels::TensorStreamId(spec.name),
+                                       .mean = norm ? 1.f : 0.f,
+                                       .stddev = static_cast<float>(config.initializer_range),
+                                       .constant = norm};
+    if (dst.half < 0 || w.swiglu_block_ == 0) {
+      backend.RandomInit(args);
+      continue;
+    }
+    // The same values as the plain layout, drawn run by run at their stream offsets.
+    ForEachGateUpRun(config.intermediate_size, w.swiglu_block_, dst.half,
+                     [&](int64_t dst_row, int64_t src_row, int64_t rows) {
+                       kernels::RandomInitArgs run = args;
+                       run.out = ElementPtr(dst.base, dst_row * H, w.dtype_);
+                       run.n = rows * H;
+                       run.offset = src_row * H;
+                       backend.RandomInit(run);
+                     });
   }
   SIEVE_RETURN_IF_ERROR(backend.Synchronize());
   SIEVE_LOG_INFO("random weights", "seed=%llu bytes=%zu", static_cast<unsigned long long>(seed),

@@ -2,6 +2,9 @@
 // attention and MLP input projections fused:
 //   qkv[l]     = [q_proj; k_proj; v_proj]   [(Hq + 2 Hkv) d, hidden]
 //   gate_up[l] = [gate_proj; up_proj]        [2 I, hidden]
+// or, on a backend that fuses SwiGLU into the gate-up GEMM (Backend::swiglu_block() = B > 0),
+// gate_up interleaved in blocks of B rows: B gate rows, then the B up rows of the same range
+// (kernels/gemm_swiglu.h; swiglu_block() says which).
 //
 // Load() streams one tensor at a time from the memory-mapped safetensors files (never the whole
 // checkpoint in host RAM) and converts it to the compute dtype on the way. Random() synthesizes
@@ -26,7 +29,7 @@ struct LayerWeights {
   DeviceBuffer qkv;        // [(Hq + 2 Hkv) d, hidden]
   DeviceBuffer o;          // [hidden, Hq d]
   DeviceBuffer mlp_norm;   // [hidden]
-  DeviceBuffer gate_up;    // [2 I, hidden]
+  DeviceBuffer gate_up;    // [2 I, hidden], laid out by ModelWeights::swiglu_block()
   DeviceBuffer down;       // [hidden, I]
 };
 
@@ -46,11 +49,17 @@ class ModelWeights {
   const void* final_norm() const { return final_norm_.get(); }                   // [hidden]
   const void* lm_head() const { return tied_ ? embed_.get() : lm_head_.get(); }  // [vocab, hidden]
   const LayerWeights& layer(int l) const { return layers_[l]; }
+  // The gate_up layout: 0 plain, B > 0 interleaved in blocks of B rows (SiluMulArgs::block).
+  int64_t swiglu_block() const { return swiglu_block_; }
   size_t bytes() const;  // total weight memory on the backend
 
  private:
+  // dtype, tying and gate_up layout for `backend`, no buffers yet.
+  static ModelWeights Empty(const ModelConfig& config, const Backend& backend);
+
   DType dtype_ = DType::kF32;
   bool tied_ = false;
+  int64_t swiglu_block_ = 0;
   DeviceBuffer embed_, final_norm_, lm_head_;
   std::vector<LayerWeights> layers_;
 };

@@ -51,6 +51,11 @@ void ProfilingBackend::Rope(const kernels::RopeArgs& a) {
 void ProfilingBackend::Gemm(const kernels::GemmArgs& a) {
   Timed("gemm", [&] { inner_->Gemm(a); });
 }
+bool ProfilingBackend::GemmSwiglu(const kernels::GemmSwigluArgs& a) {
+  bool ran = false;
+  Timed("gemm_swiglu", [&] { ran = inner_->GemmSwiglu(a); });
+  return ran;
+}
 void ProfilingBackend::SiluMul(const kernels::SiluMulArgs& a) {
   Timed("silu_mul", [&] { inner_->SiluMul(a); });
 }

@@ -54,6 +54,8 @@ class ProfilingBackend final : public Backend {
   void Gemm(const kernels::GemmArgs& a) override;
   void TuneGemm(const kernels::GemmArgs& a) override { inner_->TuneGemm(a); }
   void SiluMul(const kernels::SiluMulArgs& a) override;
+  bool GemmSwiglu(const kernels::GemmSwigluArgs& a) override;
+  int64_t swiglu_block() const override { return inner_->swiglu_block(); }
   void Attention(const kernels::AttentionArgs& a) override;
   void WindowScores(const kernels::WindowScoresArgs& a) override;
   void MaxPool1d(const kernels::MaxPool1dArgs& a) override;

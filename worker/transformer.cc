@@ -139,6 +139,20 @@ kernels::GemmArgs Transformer::Projection(Proj p, int layer, const ForwardWorksp
   return a;
 }
 
+bool Transformer::FusedSwiglu(int layer, ForwardWorkspace& ws, int64_t n) const {
+  if (weights_.swiglu_block() == 0 || n < kFusedSwigluMinRows) return false;
+  const int64_t hidden = config_.hidden_size, inter = config_.intermediate_size;
+  return backend_.GemmSwiglu({.x = ws.normed(),
+                              .w = weights_.layer(layer).gate_up.get(),
+                              .out = ws.mlp_act(),
+                              .m = n,
+                              .inter = inter,
+                              .k = hidden,
+                              .ldx = hidden,
+                              .ldo = inter,
+                              .dtype = dtype()});
+}
+
 void Transformer::TuneGemms(ForwardWorkspace& ws, int64_t n) const {
   if (n < kTuneMinRows) return;
   // Activation-like inputs: the candidates' speed depends on the data (power draw), so timing
@@ -164,7 +178,9 @@ void Transformer::TuneGemms(ForwardWorkspace& ws, int64_t n) const {
                          .constant = false});
   }
   for (Proj p : {Proj::kQkv, Proj::kO, Proj::kGateUp, Proj::kDown}) {
-    backend_.TuneGemm(Projection(p, 0, ws, n));
+    const bool fused =
+        p == Proj::kGateUp && weights_.swiglu_block() > 0 && n >= kFusedSwigluMinRows;
+    if (!fused) backend_.TuneGemm(Projection(p, 0, ws, n));
   }
 }
 
@@ -191,12 +207,15 @@ void Transformer::AttentionOutputAndMlp(int layer, ForwardWorkspace& ws, int64_t
   const DType dt = dtype();
   backend_.Gemm(Projection(Proj::kO, layer, ws, n));
   Norm(weights_.layer(layer).mlp_norm.get(), ws, n);
-  backend_.Gemm(Projection(Proj::kGateUp, layer, ws, n));
-  backend_.SiluMul({.gate_up = ws.gate_up(),
-                    .out = ws.mlp_act(),
-                    .rows = n,
-                    .inter = config_.intermediate_size,
-                    .dtype = dt});
+  if (!FusedSwiglu(layer, ws, n)) {
+    backend_.Gemm(Projection(Proj::kGateUp, layer, ws, n));
+    backend_.SiluMul({.gate_up = ws.gate_up(),
+                      .out = ws.mlp_act(),
+                      .rows = n,
+                      .inter = config_.intermediate_size,
+                      .block = weights_.swiglu_block(),
+                      .dtype = dt});
+  }
   backend_.Gemm(Projection(Proj::kDown, layer, ws, n));
 }
 

@@ -10,7 +10,8 @@
 //     <the stage's attention>         reads q/k/v from ws.qkv (QkvLayout), writes ws.attn_out;
 //                                     caches K/V, scores tokens for eviction, ...
 //     AttentionOutputAndMlp(l, ws, n) residual += attn_out·Woᵀ; normed = RMSNorm(residual);
-//                                     residual += (silu(gate) * up)·Wdownᵀ
+//                                     residual += (silu(gate) * up)·Wdownᵀ (gate and up from one
+//                                     GEMM; with SwiGLU in its epilogue on Hopper prefill)
 //   FinalNorm(ws, n)                  normed = RMSNorm(residual) (the "hidden state")
 //   Logits(ws, rows)                  LM-head rows for the requested positions only
 //
@@ -118,6 +119,10 @@ class Transformer {
   enum class Proj { kQkv, kO, kGateUp, kDown };
   // The projection's product over the first n rows of ws, as the forward runs it.
   kernels::GemmArgs Projection(Proj p, int layer, const ForwardWorkspace& ws, int64_t n) const;
+  // mlp_act = SwiGLU of the gate-up projection in one fused kernel (Backend::GemmSwiglu), for
+  // prefill-sized n on a backend that has it; false when the caller must run Gemm + SiluMul.
+  static constexpr int64_t kFusedSwigluMinRows = 256;
+  bool FusedSwiglu(int layer, ForwardWorkspace& ws, int64_t n) const;
   // normed = RMSNorm(residual) * weight over the first n rows.
   void Norm(const void* weight, ForwardWorkspace& ws, int64_t n) const;
 
