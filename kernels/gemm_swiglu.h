@@ -35,7 +35,7 @@ struct GemmSwigluArgs {
   const void* w = nullptr;  // [2 * inter, k], row stride k, interleaved: rows 2 B b .. 2 B b + B -
                             // 1 are gate rows B b .. B b + B - 1, the next B rows the up rows of
                             // the same range (B = kSwigluBlock); see SwigluInterleaveArgs
-  void* out = nullptr;  // [m, inter], row stride ldo elements
+  void* out = nullptr;      // [m, inter], row stride ldo elements
   int64_t m = 0;
   int64_t inter = 0;  // intermediate size (Llama-3.1-8B: 14336); a multiple of kSwigluBlock
   int64_t k = 0;      // hidden size (4096)
@@ -82,8 +82,10 @@ bool GemmSwigluSm90DeviceOk();
 // LaunchGemmSwigluSm90 runs; the others are exposed for the test and the bench.
 enum class GemmSwigluSchedule : uint8_t {
   kDefault = 0,
-  kCooperative128x256 = 1,  // both consumer warpgroups on one 128 x 256 tile (64 rows each)
-  kPingPong128x128 = 2,     // each consumer warpgroup its own 128 x 128 tile, staggered
+  kCooperative128x256 = 1,   // both consumer warpgroups on one 128 x 256 tile (64 rows each)
+  kPingPong128x128 = 2,      // each consumer warpgroup its own 128 x 128 tile, staggered
+  kCooperativeCluster2 = 3,  // kCooperative128x256 in clusters of 2 blocks (adjacent row tiles)
+                             // that share each weight tile (TMA multicast: half each)
 };
 
 // Launches the fused kernel (persistent grid, one block per SM; async on `stream`, no workspace,
@@ -97,6 +99,11 @@ cudaError_t LaunchGemmSwigluSm90(const GemmSwigluArgs& args, GemmSwigluSchedule 
 // nothing stored), to time the main loop alone.
 cudaError_t LaunchGemmSwigluSm90MainLoopOnly(const GemmSwigluArgs& args,
                                              GemmSwigluSchedule schedule, cudaStream_t stream);
+// Lab variant for the test and the bench: the epilogue's reciprocal by Newton steps on the FMA
+// pipe instead of the special-function unit (correct results, within the same tolerance).
+// kCooperative128x256 and kCooperativeCluster2 only (else cudaErrorNotSupported).
+cudaError_t LaunchGemmSwigluSm90NewtonRcp(const GemmSwigluArgs& args, GemmSwigluSchedule schedule,
+                                          cudaStream_t stream);
 #endif
 
 }  // namespace sieve::kernels

@@ -2,16 +2,19 @@
 // m = 8192, 16384 and 32768 rows, two ways:
 //   unfused  cuBLASLt y[m, 28672] = x · W_gate_upᵀ (kernels/gemm_cublas.h), then LaunchSiluMul
 //            (kernels/silu_mul.h); each timed alone and both in one timed region;
-//   fused    LaunchGemmSwigluSm90 (kernels/gemm_swiglu.h) on the interleaved weight, in both
-//            schedules, plus the main loop alone (a diagnostic with wrong results: no epilogue).
+//   fused    LaunchGemmSwigluSm90 (kernels/gemm_swiglu.h) on the interleaved weight, in each
+//            schedule, plus each main loop alone (a diagnostic with wrong results: no epilogue).
 // TFLOP/s = 2 · m · (2 · inter) · k / median time for every row (the SiLU·mul alone: GB/s of its
 // 3 · m · inter · 2 bytes). Before timing, each fused schedule is checked against GemmSwigluRef
 // on 16 sampled rows (#wrong: elements outside atol 5e-2 + rtol 1e-2, see METRICS.md), and the
 // fused output is compared with the unfused one over every element: max |a - b|, max relative
 // difference (|a - b| / max(|b|, 1e-2)) and ‖a - b‖ / ‖b‖. The two differ by design: the unfused
 // path rounds g and u to bf16 before the SiLU, the fused kernel keeps them in fp32.
-// Timing (tests/bench/bench_util.h): 3 warm-ups, then --reps repetitions (default 20), each after
-// a 256 MiB write that evicts L2, bracketed by CUDA events; the median (and minimum) is reported.
+// Timing: 2 warm-ups of every op, then --reps rounds (default 20) that run every op once, each
+// run after a 256 MiB write that evicts L2 and bracketed by CUDA events; the median and minimum
+// per op are reported, and "vs unfused" is the median over rounds of the unfused time divided by
+// the op's time in the same round (the card throttles under sustained GEMMs: interleaving the
+// ops gives each the same clocks, where timing one op after another did not).
 //
 //   ./build-gpu/tests/sieve-gemm-swiglu-bench [--reps N] [--m M]
 //
@@ -83,6 +86,7 @@ int Main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--m") == 0) ms = {std::atoll(argv[i + 1])};
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines reach a pipe even if the run is cut off
   if (!GemmSwigluSm90DeviceOk()) {
     std::printf("sieve-gemm-swiglu-bench: the device is not sm_90a; nothing to time\n");
     return 0;
@@ -103,8 +107,6 @@ int Main(int argc, char** argv) {
   const auto w_il_host = ToHost(w_il.get(), 2 * kInter * kHidden);
 
   bool all_right = true;
-  std::printf("%6s  %-34s %10s %10s %9s %7s\n", "m", "op", "median us", "min us", "TFLOP/s",
-              "#wrong");
   for (const int64_t m : ms) {
     const double flop = 2.0 * m * (2 * kInter) * kHidden;
     const GemmArgs gemm{.x = x.get(),
@@ -134,31 +136,12 @@ int Main(int argc, char** argv) {
                                .dtype = DType::kBF16};
     auto run_gemm = [&] { SIEVE_CUDA_CHECK(cublas->Run(gemm, nullptr)); };
     auto run_silu = [&] { SIEVE_CUDA_CHECK(LaunchSiluMul(silu, nullptr)); };
-    auto report = [&](const char* op, const bench::Timing& t, int64_t wrong) {
-      std::printf("%6lld  %-34s %10.1f %10.1f %9.1f", static_cast<long long>(m), op,
-                  t.median_ms * 1e3, t.min_ms * 1e3, flop / (t.median_ms * 1e-3) / 1e12);
-      if (wrong >= 0) std::printf(" %7lld", static_cast<long long>(wrong));
-      std::printf("\n");
-    };
 
     // Unfused reference output (also the warm-up of cuBLAS's plan).
     run_gemm();
     run_silu();
     SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
     const auto a = ToHost(out_a.get(), m * kInter);
-    const bench::Timing t_gemm = bench::TimeFlushed(run_gemm, flush, reps);
-    const bench::Timing t_silu = bench::TimeFlushed(run_silu, flush, reps);
-    const bench::Timing t_unfused = bench::TimeFlushed(
-        [&] {
-          run_gemm();
-          run_silu();
-        },
-        flush, reps);
-    report("cublas gate-up", t_gemm, -1);
-    std::printf("%6lld  %-34s %10.1f %10.1f %9.0f GB/s\n", static_cast<long long>(m), "silu_mul",
-                t_silu.median_ms * 1e3, t_silu.min_ms * 1e3,
-                3.0 * m * kInter * 2 / (t_silu.median_ms * 1e-3) / 1e9);
-    report("cublas gate-up + silu_mul", t_unfused, -1);
 
     std::vector<int64_t> rows = {0, m - 1};
     for (int i = 1; i < 15; ++i) rows.push_back(std::min(m - 1, m * i / 15 + 37 * i));
@@ -168,19 +151,30 @@ int Main(int argc, char** argv) {
     struct Variant {
       const char* name;
       GemmSwigluSchedule schedule;
+      bool newton;  // the lab epilogue (reciprocal by Newton steps)
+      cudaError_t Launch(const GemmSwigluArgs& args) const {
+        return newton ? LaunchGemmSwigluSm90NewtonRcp(args, schedule, nullptr)
+                      : LaunchGemmSwigluSm90(args, schedule, nullptr);
+      }
     };
-    const Variant variants[] = {{"fused coop 128x256", GemmSwigluSchedule::kCooperative128x256},
-                                {"fused pingpong 128x128", GemmSwigluSchedule::kPingPong128x128}};
+    const Variant variants[] = {
+        {"fused coop 128x256", GemmSwigluSchedule::kCooperative128x256, false},
+        {"fused coop 128x256 cluster 2", GemmSwigluSchedule::kCooperativeCluster2, false},
+        {"fused pingpong 128x128", GemmSwigluSchedule::kPingPong128x128, false},
+        {"fused coop 128x256 newton rcp", GemmSwigluSchedule::kCooperative128x256, true},
+        {"fused cluster 2 newton rcp", GemmSwigluSchedule::kCooperativeCluster2, true}};
+    std::vector<int64_t> wrong_of;
     for (const Variant& v : variants) {
       SIEVE_CUDA_CHECK(cudaMemset(out_b.get(), 0xff, size_t(m) * kInter * 2));
-      SIEVE_CUDA_CHECK(LaunchGemmSwigluSm90(fused, v.schedule, nullptr));
+      SIEVE_CUDA_CHECK(v.Launch(fused));
       SIEVE_CUDA_CHECK(cudaDeviceSynchronize());
       const auto b = ToHost(out_b.get(), m * kInter);
       std::vector<uint16_t> got;
-      for (int64_t r : rows)
+      for (int64_t r : rows) {
         got.insert(got.end(), b.begin() + r * kInter, b.begin() + (r + 1) * kInter);
+      }
       const int64_t wrong = CountWrong(x_host, w_il_host, got, rows);
-      all_right = all_right && wrong == 0;
+      wrong_of.push_back(wrong);
       // Fused (b) against unfused (a), every element.
       double max_abs = 0, max_rel = 0, diff2 = 0, norm2 = 0;
       int64_t nan = 0;
@@ -196,21 +190,87 @@ int Main(int argc, char** argv) {
         diff2 += d * d;
         norm2 += vb * vb;
       }
-      all_right = all_right && nan == 0;
-      const bench::Timing t = bench::TimeFlushed(
-          [&] { SIEVE_CUDA_CHECK(LaunchGemmSwigluSm90(fused, v.schedule, nullptr)); }, flush, reps);
-      report(v.name, t, wrong);
+      all_right = all_right && wrong == 0 && nan == 0;
       std::printf(
-          "%6lld    vs unfused: max|a-b| %.3g, max rel %.3g, |a-b|/|b| %.3g, NaN %lld;"
-          " speedup over cublas + silu_mul %.3fx\n",
-          static_cast<long long>(m), max_abs, max_rel, std::sqrt(diff2 / norm2),
-          static_cast<long long>(nan), t_unfused.median_ms / t.median_ms);
-      const bench::Timing t_main = bench::TimeFlushed(
-          [&] { SIEVE_CUDA_CHECK(LaunchGemmSwigluSm90MainLoopOnly(fused, v.schedule, nullptr)); },
-          flush, reps);
-      std::string name = std::string("  main loop only (") + v.name + ")";
-      report(name.c_str(), t_main, -1);
+          "m=%lld %-30s #wrong %lld of %zu vs GemmSwigluRef; vs unfused: max|a-b| %.3g,"
+          " max rel %.3g, |a-b|/|b| %.3g, NaN %lld\n",
+          static_cast<long long>(m), v.name, static_cast<long long>(wrong), got.size(), max_abs,
+          max_rel, std::sqrt(diff2 / norm2), static_cast<long long>(nan));
     }
+
+    // Timing: every op once per round, rounds repeated, so clock and thermal drift (the card
+    // throttles under sustained GEMMs) falls on all ops alike.
+    struct Op {
+      std::string name;
+      std::function<void()> run;
+      std::vector<float> ms;
+    };
+    std::vector<Op> ops;
+    ops.push_back({"cublas gate-up", run_gemm, {}});
+    ops.push_back({"silu_mul", run_silu, {}});
+    ops.push_back({"cublas gate-up + silu_mul",
+                   [&] {
+                     run_gemm();
+                     run_silu();
+                   },
+                   {}});
+    for (const Variant& v : variants) {
+      ops.push_back(
+          {v.name,
+           [&fused, &v] { SIEVE_CUDA_CHECK(LaunchGemmSwigluSm90(fused, v.schedule, nullptr)); },
+           {}});
+    }
+    for (const Variant& v : variants) {
+      ops.push_back({std::string("  main loop only: ") + v.name,
+                     [&fused, &v] {
+                       SIEVE_CUDA_CHECK(
+                           LaunchGemmSwigluSm90MainLoopOnly(fused, v.schedule, nullptr));
+                     },
+                     {}});
+    }
+    cudaEvent_t start = nullptr, stop = nullptr;
+    SIEVE_CUDA_CHECK(cudaEventCreate(&start));
+    SIEVE_CUDA_CHECK(cudaEventCreate(&stop));
+    for (Op& op : ops) {
+      for (int i = 0; i < 2; ++i) op.run();  // warm-up
+    }
+    for (int rep = 0; rep < reps; ++rep) {
+      for (Op& op : ops) {
+        SIEVE_CUDA_CHECK(cudaMemsetAsync(flush.get(), rep & 0xff, flush.bytes(), nullptr));
+        SIEVE_CUDA_CHECK(cudaEventRecord(start, nullptr));
+        op.run();
+        SIEVE_CUDA_CHECK(cudaEventRecord(stop, nullptr));
+        SIEVE_CUDA_CHECK(cudaEventSynchronize(stop));
+        float ms = 0;
+        SIEVE_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+        op.ms.push_back(ms);
+      }
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    auto median = [](std::vector<float> v) {
+      std::sort(v.begin(), v.end());
+      return double(v[v.size() / 2]);
+    };
+    std::printf("%6s  %-42s %10s %10s %9s %9s\n", "m", "op", "median us", "min us", "TFLOP/s",
+                "vs unfused");
+    const std::vector<float>& unfused = ops[2].ms;
+    for (size_t o = 0; o < ops.size(); ++o) {
+      const Op& op = ops[o];
+      const double med = median(op.ms);
+      const double mn = *std::min_element(op.ms.begin(), op.ms.end());
+      // Median over rounds of (unfused time / this op's time) in the same round.
+      std::vector<float> ratio;
+      for (int r = 0; r < reps; ++r) ratio.push_back(unfused[r] / op.ms[r]);
+      std::printf("%6lld  %-42s %10.1f %10.1f", static_cast<long long>(m), op.name.c_str(),
+                  med * 1e3, mn * 1e3);
+      if (o == 1) {
+        std::printf(" %7.0f GB/s\n", 3.0 * m * kInter * 2 / (med * 1e-3) / 1e9);
+      } else {
+        std::printf(" %9.1f %8.3fx\n", flop / (med * 1e-3) / 1e12, median(ratio));
+      }
+    }
+    std::fflush(stdout);
   }
   return all_right ? 0 : 1;
 }
