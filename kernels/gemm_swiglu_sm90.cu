@@ -308,8 +308,9 @@ __device__ __forceinline__ float SiluTimes(float g, float u) {
 
 // The same with the reciprocal of d = 1 + e^-g on the FMA pipe instead of the special-function
 // unit (which the exponential already keeps busy): an initial guess from the bits of d, then two
-// Newton steps r <- r (2 - d r) (at most 7e-6 relative, checked over d in [1, e^80]). e^-g is capped at e^80
-// so d stays finite (the quotient is then ~g e^g, 0 to within 1e-33); a NaN g stays NaN.
+// Newton steps r <- r (2 - d r) (at most 7e-6 relative, checked over d in [1, e^80]). e^-g is
+// capped at e^80 so d stays finite (the quotient is then ~g e^g, 0 to within 1e-33); a NaN g stays
+// NaN.
 __device__ __forceinline__ float SiluTimesNewton(float g, float u) {
   const float d = 1.f + __expf(fminf(-g, 80.f));
   float r = __int_as_float(0x7EF311C3 - __float_as_int(d));
