@@ -99,11 +99,6 @@ cudaError_t LaunchGemmSwigluSm90(const GemmSwigluArgs& args, GemmSwigluSchedule 
 // nothing stored), to time the main loop alone.
 cudaError_t LaunchGemmSwigluSm90MainLoopOnly(const GemmSwigluArgs& args,
                                              GemmSwigluSchedule schedule, cudaStream_t stream);
-// Lab variant for the test and the bench: the epilogue's reciprocal by Newton steps on the FMA
-// pipe instead of the special-function unit (correct results, within the same tolerance).
-// kCooperative128x256 and kCooperativeCluster2 only (else cudaErrorNotSupported).
-cudaError_t LaunchGemmSwigluSm90NewtonRcp(const GemmSwigluArgs& args, GemmSwigluSchedule schedule,
-                                          cudaStream_t stream);
 #endif
 
 }  // namespace sieve::kernels

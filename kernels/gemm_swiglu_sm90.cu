@@ -168,12 +168,15 @@ __device__ __forceinline__ void TmaLoad2dMulticast(uint32_t dst, const CUtensorM
       : "memory");
 }
 
-// Arrives (release, cluster scope) on the barrier at `bar`'s offset in block `rank` of the
-// cluster (this block included).
-__device__ __forceinline__ void MbarArriveCluster(uint32_t bar, uint32_t rank) {
+// Arrives on the barrier at `bar`'s offset in block `rank` of the cluster. Default semantics
+// (release at CTA scope), as for a local arrive: the arrival only has to order this warp's
+// completed wgmma reads of the stage before the other block's next copy into it, which waits
+// for the arrival. An explicit .release.cluster compiled to MEMBAR.ALL.GPU before every
+// arrival and ran the cluster schedule at ~0.4x of the plain one.
+__device__ __forceinline__ void MbarArriveRemote(uint32_t bar, uint32_t rank) {
   asm volatile(
       "{\n .reg .b32 remote;\n mapa.shared::cluster.u32 remote, %0, %1;\n"
-      " mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
+      " mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(bar),
       "r"(rank)
       : "memory");
 }
@@ -306,30 +309,11 @@ __device__ __forceinline__ float SiluTimes(float g, float u) {
   return __fdividef(g, 1.f + __expf(-g)) * u;
 }
 
-// The same with the reciprocal of d = 1 + e^-g on the FMA pipe instead of the special-function
-// unit (which the exponential already keeps busy): an initial guess from the bits of d, then two
-// Newton steps r <- r (2 - d r) (at most 7e-6 relative, checked over d in [1, e^80]). e^-g is
-// capped at e^80 so d stays finite (the quotient is then ~g e^g, 0 to within 1e-33); a NaN g stays
-// NaN.
-__device__ __forceinline__ float SiluTimesNewton(float g, float u) {
-  const float d = 1.f + __expf(fminf(-g, 80.f));
-  float r = __int_as_float(0x7EF311C3 - __float_as_int(d));
-  r = r * fmaf(-d, r, 2.f);
-  r = r * fmaf(-d, r, 2.f);
-  return g * r * u;
-}
-
-template <bool kNewton>
-__device__ __forceinline__ float Swiglu(float g, float u) {
-  return kNewton ? SiluTimesNewton(g, u) : SiluTimes(g, u);
-}
-
 // One 64 x 64 output box from a 64 x 128 accumulator half (gate columns 0..63, up 64..127) into
 // the staging box at `box` (128-byte rows, 16-byte chunk c of row r at chunk c ^ (r % 8), as
 // the TMA store's 128-byte swizzle reads it). Thread (warp w, lane l) holds rows 16 w + l / 4
 // and + 8, columns 8 i + 2 (l % 4) (+ 1): each 4-byte store of a warp hits 8 rows x 4 words of
 // 8 distinct chunks, i.e. all 32 banks once.
-template <bool kNewton>
 __device__ __forceinline__ void EpilogueBox(const float (&d)[64], uint32_t box, int warp,
                                             int lane) {
   const int r = 16 * warp + lane / 4;
@@ -338,10 +322,10 @@ __device__ __forceinline__ void EpilogueBox(const float (&d)[64], uint32_t box, 
   const int sw = r % 8;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
-    const uint32_t v0 = PackBf16(Swiglu<kNewton>(d[4 * i], d[4 * i + 32]),
-                                 Swiglu<kNewton>(d[4 * i + 1], d[4 * i + 33]));
-    const uint32_t v1 = PackBf16(Swiglu<kNewton>(d[4 * i + 2], d[4 * i + 34]),
-                                 Swiglu<kNewton>(d[4 * i + 3], d[4 * i + 35]));
+    const uint32_t v0 =
+        PackBf16(SiluTimes(d[4 * i], d[4 * i + 32]), SiluTimes(d[4 * i + 1], d[4 * i + 33]));
+    const uint32_t v1 =
+        PackBf16(SiluTimes(d[4 * i + 2], d[4 * i + 34]), SiluTimes(d[4 * i + 3], d[4 * i + 35]));
     const uint32_t chunk = static_cast<uint32_t>((i ^ sw) << 4);
     asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(row0 + chunk), "r"(v0) : "memory");
     asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(row1 + chunk), "r"(v1) : "memory");
@@ -375,7 +359,6 @@ constexpr int kOrderBarrier = 3;
 
 // Lab switch (kLab bits; LaunchGemmSwigluSm90 runs kLab = 0), for timing only:
 constexpr int kLabSkipEpilogue = 1;  // diagnostic, wrong results: no SiLU and no stores
-constexpr int kLabNewtonRcp = 2;     // the SiLU's reciprocal by Newton steps (SiluTimesNewton)
 
 template <GemmSwigluSchedule kSchedule, int kLab = 0>
 __global__ void __launch_bounds__(kThreads, 1)
@@ -458,11 +441,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     auto release = [&](int st) {
       __syncwarp();
       if (lane == 0) {
+        MbarArrive(empty(st));
         if constexpr (kCluster > 1) {
 #pragma unroll
-          for (int r = 0; r < kCluster; ++r) MbarArriveCluster(empty(st), r);
-        } else {
-          MbarArrive(empty(st));
+          for (int r = 1; r < kCluster; ++r) MbarArriveRemote(empty(st), (rank + r) % kCluster);
         }
       }
     };
@@ -525,9 +507,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         // The previous store of this warpgroup has read the staging buffer.
         if (t == 0) BulkWaitRead();
         NamedBarrierSync(kStagingBarrier + cw, 128);
-        constexpr bool kNewton = (kLab & kLabNewtonRcp) != 0;
-        EpilogueBox<kNewton>(acc0, out_s, warp, lane);
-        EpilogueBox<kNewton>(acc1, out_s + kOutBoxBytes, warp, lane);
+        EpilogueBox(acc0, out_s, warp, lane);
+        EpilogueBox(acc1, out_s + kOutBoxBytes, warp, lane);
         FenceProxyAsync();
         NamedBarrierSync(kStagingBarrier + cw, 128);
         if (t == 0) {
@@ -788,18 +769,6 @@ cudaError_t LaunchGemmSwigluSm90MainLoopOnly(const GemmSwigluArgs& a, GemmSwiglu
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster2, kLabSkipEpilogue>(a, stream);
   }
   return cudaErrorNotSupported;
-}
-
-cudaError_t LaunchGemmSwigluSm90NewtonRcp(const GemmSwigluArgs& a, GemmSwigluSchedule schedule,
-                                          cudaStream_t stream) {
-  switch (schedule) {
-    case GemmSwigluSchedule::kCooperative128x256:
-      return LaunchSm90<GemmSwigluSchedule::kCooperative128x256, kLabNewtonRcp>(a, stream);
-    case GemmSwigluSchedule::kCooperativeCluster2:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster2, kLabNewtonRcp>(a, stream);
-    default:
-      return cudaErrorNotSupported;
-  }
 }
 
 cudaError_t LaunchGemmSwigluSm90(const GemmSwigluArgs& a, cudaStream_t stream) {

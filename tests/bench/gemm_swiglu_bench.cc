@@ -151,18 +151,14 @@ int Main(int argc, char** argv) {
     struct Variant {
       const char* name;
       GemmSwigluSchedule schedule;
-      bool newton;  // the lab epilogue (reciprocal by Newton steps)
       cudaError_t Launch(const GemmSwigluArgs& args) const {
-        return newton ? LaunchGemmSwigluSm90NewtonRcp(args, schedule, nullptr)
-                      : LaunchGemmSwigluSm90(args, schedule, nullptr);
+        return LaunchGemmSwigluSm90(args, schedule, nullptr);
       }
     };
     const Variant variants[] = {
-        {"fused coop 128x256", GemmSwigluSchedule::kCooperative128x256, false},
-        {"fused coop 128x256 cluster 2", GemmSwigluSchedule::kCooperativeCluster2, false},
-        {"fused pingpong 128x128", GemmSwigluSchedule::kPingPong128x128, false},
-        {"fused coop 128x256 newton rcp", GemmSwigluSchedule::kCooperative128x256, true},
-        {"fused cluster 2 newton rcp", GemmSwigluSchedule::kCooperativeCluster2, true}};
+        {"fused coop 128x256", GemmSwigluSchedule::kCooperative128x256},
+        {"fused coop 128x256 cluster 2", GemmSwigluSchedule::kCooperativeCluster2},
+        {"fused pingpong 128x128", GemmSwigluSchedule::kPingPong128x128}};
     std::vector<int64_t> wrong_of;
     for (const Variant& v : variants) {
       SIEVE_CUDA_CHECK(cudaMemset(out_b.get(), 0xff, size_t(m) * kInter * 2));

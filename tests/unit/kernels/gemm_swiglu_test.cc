@@ -2,7 +2,7 @@
 // standard [gate; up] weight (fp32 and bf16, padded strides), against the unfused path (GemmRef
 // then SiluMulRef, fp32), and SwigluInterleaveRef against the row mapping written out. GPU:
 // LaunchSwigluInterleave against the reference byte for byte (16-byte and element paths), and
-// LaunchGemmSwigluSm90 in every schedule (and the Newton-reciprocal lab variant) against
+// LaunchGemmSwigluSm90 in every schedule against
 // GemmSwigluRef over m {1, 7, 733, 8192} x inter {128, 384, 14336} x k {64, 200, 4096} (k 200: a
 // partial last k block; large products checked on a sample of rows), padded row strides, output
 // poisoned with NaN before each run (an unwritten element fails) and the padding columns checked
@@ -261,24 +261,14 @@ void RunGpuCases(int64_t inter, int64_t k, std::initializer_list<int64_t> ms, in
     args.out = d_out.get();
     args.m = m;
     ASSERT_TRUE(GemmSwigluSm90Ok(args));
-    // Every schedule, then the cooperative one with the Newton-reciprocal epilogue (lab).
-    struct Variant {
-      GemmSwigluSchedule schedule;
-      bool newton;
-    };
-    for (const Variant v : {Variant{GemmSwigluSchedule::kCooperative128x256, false},
-                            Variant{GemmSwigluSchedule::kPingPong128x128, false},
-                            Variant{GemmSwigluSchedule::kCooperativeCluster2, false},
-                            Variant{GemmSwigluSchedule::kCooperative128x256, true}}) {
-      const std::string what = "gemm_swiglu schedule=" + std::to_string(int(v.schedule)) +
-                               (v.newton ? " newton" : "") + " m=" + std::to_string(m) +
-                               " inter=" + std::to_string(inter) + " k=" + std::to_string(k) +
-                               " pad=" + std::to_string(pad);
+    for (const GemmSwigluSchedule schedule :
+         {GemmSwigluSchedule::kCooperative128x256, GemmSwigluSchedule::kPingPong128x128,
+          GemmSwigluSchedule::kCooperativeCluster2}) {
+      const std::string what = "gemm_swiglu schedule=" + std::to_string(int(schedule)) +
+                               " m=" + std::to_string(m) + " inter=" + std::to_string(inter) +
+                               " k=" + std::to_string(k) + " pad=" + std::to_string(pad);
       ASSERT_EQ(cudaMemset(d_out.get(), 0xff, d_out.bytes()), cudaSuccess);  // bf16 NaN
-      ASSERT_EQ(v.newton ? LaunchGemmSwigluSm90NewtonRcp(args, v.schedule, nullptr)
-                         : LaunchGemmSwigluSm90(args, v.schedule, nullptr),
-                cudaSuccess)
-          << what;
+      ASSERT_EQ(LaunchGemmSwigluSm90(args, schedule, nullptr), cudaSuccess) << what;
       ASSERT_TRUE(sieve::testing::DeviceSync()) << what;
       const auto out = d_out.ToVector<uint16_t>(m * ldo);
       std::vector<float> got;
