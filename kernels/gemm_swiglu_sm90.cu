@@ -13,15 +13,20 @@
 //     mbarrier completes on its bytes (expect_tx), the consumers free it through "empty". Rows
 //     past m, weight rows past 2 * inter and k past the end arrive as zeros, so no shape needs a
 //     masked main loop. The producer gives registers back (setmaxnreg 40; consumers 232).
-//   - Warpgroups 1 and 2 consume, with fp32 accumulators (128 registers a thread), in one of two
-//     schedules (GemmSwigluSchedule):
+//   - Warpgroups 1 and 2 consume, with fp32 accumulators (128 registers a thread), in one of
+//     three schedules (GemmSwigluSchedule; LaunchGemmSwigluSm90 runs kCooperative128x256):
 //       kCooperative128x256: both on one 128 x 256 tile, 64 rows each, one wgmma m64n256k16 per
 //         k16 step (A and B from shared memory, K-major); a stage is freed by both.
+//       kCooperativeCluster2: the same in clusters of two blocks on adjacent row tiles and the
+//         same weight rows: each block copies half of the weight tile (128 rows) into both
+//         blocks (TMA multicast), and a stage is refilled once the consumers of both blocks
+//         have freed it (they arrive on both blocks' "empty" barriers); a third less L2 -> SM
+//         traffic per tile.
 //       kPingPong128x128: each warpgroup its own 128 x 128 tile (two wgmma m64n128k16 per k16
-//         step, sharing B), the block's tiles alternating between them. The producer fills the
-//         ring in tile order, so warpgroup 1's tile starts as warpgroup 0's last stages are
-//         loaded: one's epilogue runs while the other's MMAs occupy the tensor cores.
-//     In both, one wgmma group stays in flight: the stage of k step j - 1 is freed once k step
+//         step, sharing B), the block's tiles alternating between them; their main loops run
+//         one at a time in tile order (named barriers), so one's epilogue runs while the
+//         other's MMAs occupy the tensor cores.
+//     In all, one wgmma group stays in flight: the stage of k step j - 1 is freed once k step
 //     j has been issued and j - 1 has completed (wgmma.wait_group 1).
 //   - Epilogue: with the weight interleaved in blocks of 64 rows, accumulator columns c and
 //     c + 64 of each 128-column half are the gate and up values of one output column and sit in
@@ -36,6 +41,27 @@
 // 6 of 32 KB) + 32 KB staging + barriers, within the 227 KB a block may have.
 // Numerics: bf16 operands, fp32 accumulation, g and u in fp32, out rounded once (the reference's
 // formula; exp2 / division approximate to a few fp32 ulps).
+//
+// Measured on an H100 SXM (sieve-gemm-swiglu-bench, k 4096, inter 14336; every op once per
+// round, 20-25 rounds, L2 flushed; TFLOP/s = 2 m (2 inter) k / median; "x" = median per-round
+// ratio of cuBLASLt gate-up + SiluMul over the fused kernel). Two device calls (commits f13a9c5
+// and 7798a4f), the card at its 700 W limit (mean SM clock 1907 and 1824 MHz):
+//   m 8192:  cuBLASLt 804 / 743 alone, + SiluMul 729 / 677; fused coop 800 / 739 (1.097x /
+//            1.090x); cluster 2 302 (remote arrivals with .release.cluster) / 740 (1.093x)
+//   m 16384: cuBLASLt 797 / 729, + SiluMul 727 / 666; coop 798 / 732 (1.102x / 1.097x);
+//            cluster 2 733 (1.102x)
+//   m 32768: cuBLASLt 792 / 719, + SiluMul 728 / 656; coop 790 / 717 (1.086x / 1.095x);
+//            cluster 2 719 (1.104x)
+// i.e. the fused kernel runs as fast as cuBLASLt's GEMM alone and saves the SiLU-mul pass.
+// The main loop alone (kLabSkipEpilogue) is 3.8-4.7% faster than the whole kernel: the
+// epilogue, which both warpgroups run at once while the tensor cores idle, costs ~2 us per tile
+// (by count, about half of that is SFU time: an exp2 and a reciprocal per output). Multicast
+// (cluster 2) measured the same as the plain schedule, so L2 -> SM traffic does not seem to be
+// what limits the main loop (the card sits at its power limit). Ping-pong measured 502-558
+// TFLOP/s (0.76-0.79x), presumably because one warpgroup issuing m64n128 MMAs alone does not
+// keep the tensor cores busy, and its 128 x 128 tiles move a third more bytes per FLOP. Tried
+// and not kept: the SiLU's reciprocal by two Newton steps on the FMA pipe instead of the SFU
+// (798 / 788 / 788 vs 800 / 798 / 790 TFLOP/s in the same call, no gain).
 //
 // Tested by tests/unit/kernels/gemm_swiglu_test.cc; timed against cuBLASLt gate-up + SiluMul by
 // tests/bench/gemm_swiglu_bench.cc (sieve-gemm-swiglu-bench).

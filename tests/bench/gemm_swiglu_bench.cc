@@ -16,7 +16,7 @@
 // the op's time in the same round (the card throttles under sustained GEMMs: interleaving the
 // ops gives each the same clocks, where timing one op after another did not).
 //
-//   ./build-gpu/tests/sieve-gemm-swiglu-bench [--reps N] [--m M]
+//   ./build-gpu/tests/sieve-gemm-swiglu-bench [--reps N] [--m M]...   (--m repeatable)
 //
 // Built with -DSIEVE_BUILD_BENCH=ON (target sieve-gemm-swiglu-bench). Exits 1 if any element is
 // wrong.
@@ -81,11 +81,12 @@ int64_t CountWrong(const std::vector<uint16_t>& x, const std::vector<uint16_t>& 
 
 int Main(int argc, char** argv) {
   int reps = 20;
-  std::vector<int64_t> ms = {8192, 16384, 32768};
+  std::vector<int64_t> ms;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--reps") == 0) reps = std::atoi(argv[i + 1]);
-    if (std::strcmp(argv[i], "--m") == 0) ms = {std::atoll(argv[i + 1])};
+    if (std::strcmp(argv[i], "--m") == 0) ms.push_back(std::atoll(argv[i + 1]));
   }
+  if (ms.empty()) ms = {8192, 16384, 32768};
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines reach a pipe even if the run is cut off
   if (!GemmSwigluSm90DeviceOk()) {
     std::printf("sieve-gemm-swiglu-bench: the device is not sm_90a; nothing to time\n");
