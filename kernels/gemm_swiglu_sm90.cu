@@ -44,24 +44,30 @@
 //
 // Measured on an H100 SXM (sieve-gemm-swiglu-bench, k 4096, inter 14336; every op once per
 // round, 20-25 rounds, L2 flushed; TFLOP/s = 2 m (2 inter) k / median; "x" = median per-round
-// ratio of cuBLASLt gate-up + SiluMul over the fused kernel). Two device calls (commits f13a9c5
-// and 7798a4f), the card at its 700 W limit (mean SM clock 1907 and 1824 MHz):
-//   m 8192:  cuBLASLt 804 / 743 alone, + SiluMul 729 / 677; fused coop 800 / 739 (1.097x /
-//            1.090x); cluster 2 302 (remote arrivals with .release.cluster) / 740 (1.093x)
-//   m 16384: cuBLASLt 797 / 729, + SiluMul 727 / 666; coop 798 / 732 (1.102x / 1.097x);
-//            cluster 2 733 (1.102x)
-//   m 32768: cuBLASLt 792 / 719, + SiluMul 728 / 656; coop 790 / 717 (1.086x / 1.095x);
-//            cluster 2 719 (1.104x)
-// i.e. the fused kernel runs as fast as cuBLASLt's GEMM alone and saves the SiLU-mul pass.
-// The main loop alone (kLabSkipEpilogue) is 3.8-4.7% faster than the whole kernel: the
+// ratio of cuBLASLt gate-up + SiluMul over the fused kernel). Three device calls (commits
+// f13a9c5, 7798a4f, 9563a72), the card at its 700 W limit (mean SM clock 1907, 1824, 1841 MHz):
+//   m 8192:   cuBLASLt alone 804 / 743 / 735, + SiluMul 729 / 677 / 670; fused coop 800 / 739 /
+//             731 (1.097x / 1.090x / 1.090x); cluster 2 302 (remote arrivals with
+//             .release.cluster) / 740 / 731 (1.093x / 1.091x)
+//   m 16384:  cuBLASLt 797 / 729 / 721, + SiluMul 727 / 666 / 658; coop 798 / 732 / 717 (1.102x /
+//             1.097x / 1.096x); cluster 2 733 / 718 (1.102x / 1.100x)
+//   m 32768:  cuBLASLt 792 / 719 / 704, + SiluMul 728 / 656 / 636; coop 790 / 717 / 701 (1.086x /
+//             1.095x / 1.097x); cluster 2 719 / 712 (1.104x / 1.107x)
+//   m 131072 (a 128K-token prefill, last call only): cuBLASLt 727 (42.3 ms), + SiluMul 653
+//             (47.2 ms); coop 704 (43.7 ms, 1.082x); cluster 2 696 (1.079x)
+// i.e. the fused kernel runs about as fast as cuBLASLt's GEMM alone (0-3% slower) and saves the
+// SiLU-mul pass: ~3.4 ms of 47.2 per layer at 128K tokens.
+// The main loop alone (kLabSkipEpilogue) is 3.8-4.7% faster than the whole kernel (11% at m
+// 131072, not understood; perhaps its lower power draw buys it higher clocks in 40 ms runs): the
 // epilogue, which both warpgroups run at once while the tensor cores idle, costs ~2 us per tile
 // (by count, about half of that is SFU time: an exp2 and a reciprocal per output). Multicast
 // (cluster 2) measured the same as the plain schedule, so L2 -> SM traffic does not seem to be
-// what limits the main loop (the card sits at its power limit). Ping-pong measured 502-558
-// TFLOP/s (0.76-0.79x), presumably because one warpgroup issuing m64n128 MMAs alone does not
-// keep the tensor cores busy, and its 128 x 128 tiles move a third more bytes per FLOP. Tried
-// and not kept: the SiLU's reciprocal by two Newton steps on the FMA pipe instead of the SFU
-// (798 / 788 / 788 vs 800 / 798 / 790 TFLOP/s in the same call, no gain).
+// what limits the main loop (the card sits at its power limit). Ping-pong measured 485-558
+// TFLOP/s at m <= 32768 (0.76-0.82x) and 308 at m 131072 (not investigated), presumably because one
+// warpgroup issuing m64n128 MMAs alone does not keep the tensor cores busy, and its 128 x 128 tiles
+// move a third more bytes per FLOP. Tried and not kept: the SiLU's reciprocal by two Newton steps
+// on the FMA pipe instead of the SFU (798 / 788 / 788 vs 800 / 798 / 790 TFLOP/s in the same call,
+// no gain).
 //
 // Tested by tests/unit/kernels/gemm_swiglu_test.cc; timed against cuBLASLt gate-up + SiluMul by
 // tests/bench/gemm_swiglu_bench.cc (sieve-gemm-swiglu-bench).
