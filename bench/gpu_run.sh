@@ -32,7 +32,7 @@ mkdir -p "$OUT"
 collect_bins() {
   mkdir -p /tmp/sieve-bin
   cp build-gpu/tools/sieve-{bench,node,run} build-gpu/tests/sieve_unit_tests \
-    build-gpu/tests/sieve-{attention,gemm}-bench /tmp/sieve-bin/ 2>/dev/null
+    build-gpu/tests/sieve-{attention,gemm,gemm-swiglu}-bench /tmp/sieve-bin/ 2>/dev/null
   BIN=/tmp/sieve-bin
 }
 BIN=${SIEVE_BIN:-.carry/bin}
@@ -65,7 +65,8 @@ for phase in "$@"; do
         -DCMAKE_CUDA_ARCHITECTURES=90a -DSIEVE_BUILD_BENCH=ON -DSIEVE_USE_OPENBLAS=OFF \
         >/tmp/sieve-build.log 2>&1 &&
         cmake --build build-gpu -j "$(nproc)" --target sieve-bench sieve-node sieve-run \
-          sieve_unit_tests sieve-attention-bench sieve-gemm-bench >>/tmp/sieve-build.log 2>&1
+          sieve_unit_tests sieve-attention-bench sieve-gemm-bench sieve-gemm-swiglu-bench \
+          >>/tmp/sieve-build.log 2>&1
       if [[ $? -ne 0 ]]; then say "build FAILED"; grep -E "error|FAILED" -A3 /tmp/sieve-build.log | head -40; exit 1; fi
       collect_bins
       if [[ ${SIEVE_EXPORT_BINS:-0} == 1 ]]; then cp /tmp/sieve-bin/* "$OUT/"; strip "$OUT"/sieve* 2>/dev/null; fi
@@ -91,6 +92,7 @@ for phase in "$@"; do
       "$BIN/sieve-bench" gemm --device cuda | tee "$OUT/bench.jsonl"
       "$BIN/sieve-attention-bench" 2>&1 | tail -12
       "$BIN/sieve-gemm-bench" 2>&1 | tail -12
+      "$BIN/sieve-gemm-swiglu-bench" 2>&1 | tail -16
       "$BIN/sieve-bench" prefill --model $MODEL8B --random-weights 0 --device cuda \
         --tokens 32768,65536,131072 --chunk-tokens 8192 --mode parallel --reps 3 --breakdown | tee -a "$OUT/bench.jsonl"
       "$BIN/sieve-bench" prefill --model $MODEL8B --random-weights 0 --device cuda \
@@ -106,7 +108,8 @@ for phase in "$@"; do
       # projections at one forward's rows, then the prefill with the bf16 (default) and the fp32
       # residual stream, with the per-op breakdown, then decode.
       say "prefill: GEMM candidates, 128K prefill by residual dtype"
-      "$BIN/sieve-gemm-bench" prefill "${GEMM_ROWS:-32768}" 2>&1 | tee "$OUT/gemm_candidates.txt"
+      [[ ${GEMM_ROWS:-32768} != 0 ]] &&
+        "$BIN/sieve-gemm-bench" prefill "${GEMM_ROWS:-32768}" 2>&1 | tee "$OUT/gemm_candidates.txt"
       for residual in bf16 f32; do
         "$BIN/sieve-bench" prefill --model $MODEL8B --random-weights 0 --device cuda \
           --tokens 131072 --chunk-tokens 8192 --mode parallel --reps 3 --breakdown \
