@@ -9,7 +9,8 @@
 //       the local prefill of every chunk (the same work as HF chunked prefill in parallel mode):
 //       seconds, tokens/s, TFLOP/s and MFU against the GEMM rate measured in the same run;
 //       --breakdown adds a profiled run split by op (gemm, attention, norm, rope, scoring, ...);
-//       --residual-dtype f32|bf16 overrides the backend's residual stream (worker/backend.h)
+//       --residual-dtype f32|bf16 overrides the backend's residual stream and --gemm-tuning off
+//       keeps cuBLASLt's first algorithm (worker/backend.h BackendOptions)
 //   sieve-bench decode  --model DIR [--random-weights S] [--prompt-tokens 24576] [--steps 64]
 //                       [--breakdown]
 //       ms per generated token at batch 1 with a prompt-sized cache (SCOPE off)
@@ -48,6 +49,7 @@ constexpr const char* kUsage =
     "C]\n"
     "                           [--mode parallel|parallelcomp|full] [--query-tokens Q] [--reps R]\n"
     "                           [--breakdown] [--device D] [--residual-dtype f32|bf16]\n"
+    "                           [--gemm-tuning on|off]\n"
     "       sieve-bench decode  --model DIR [--random-weights S] [--prompt-tokens P] [--steps N]\n"
     "                           [--breakdown]\n"
     "       sieve-bench ttft    --model DIR [--random-weights S] --tokens N [--chunk-tokens C]\n"
@@ -118,6 +120,12 @@ StatusOr<worker::LoadedModel> Load(const Args& args, bool profiling) {
     } else {
       return Status::InvalidArgument("--residual-dtype: f32 or bf16, not '" + *residual + "'");
     }
+  }
+  if (auto tuning = args.Get("gemm-tuning")) {
+    if (*tuning != "on" && *tuning != "off") {
+      return Status::InvalidArgument("--gemm-tuning: on or off, not '" + *tuning + "'");
+    }
+    options.backend.tune_gemms = *tuning == "on";
   }
   return worker::LoadModel(options);
 }
@@ -263,6 +271,7 @@ int Prefill(const Args& args) {
                       {"chunks", chunks.size()},
                       {"forwards", forwards},
                       {"residual_dtype", DTypeName(be.residual_dtype())},
+                      {"gemm_tuning", args.GetOr("gemm-tuning", "on")},
                       {"seconds", med},
                       {"tok_per_s", n / med},
                       {"tflops", tflops},

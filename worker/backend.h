@@ -153,6 +153,8 @@ struct BackendOptions {
   // than an fp32 stream beside bf16 activations). kF32 on CUDA keeps more precision and costs
   // ~0.1 s per 128K prefill of an 8B model. The CPU backend supports kF32 only.
   std::optional<DType> residual_dtype;
+  // Whether TuneGemm times the GEMM candidates (CUDA); off keeps cuBLASLt's heuristic choice.
+  bool tune_gemms = true;
 };
 
 std::unique_ptr<Backend> MakeCpuBackend();

@@ -262,6 +262,7 @@ class CudaBackend final : public Backend {
     }
     std::unique_ptr<CudaBackend> be(new CudaBackend(device));
     be->residual_dtype_ = residual;
+    be->tune_gemms_ = options.tune_gemms;
     be->swiglu_block_ = kernels::GemmSwigluSm90DeviceOk() ? kernels::kSwigluBlock : 0;
     cudaError_t err = cudaSetDevice(device);
     if (err != cudaSuccess) {
@@ -491,7 +492,7 @@ class CudaBackend final : public Backend {
   }
   void TuneGemm(const kernels::GemmArgs& a) override {
     DeviceScope scope(device_);
-    if (gemm_->Tuned(a)) return;
+    if (!tune_gemms_ || gemm_->Tuned(a)) return;
     int chosen = 0;
     const auto t0 = std::chrono::steady_clock::now();
     const cudaError_t err = gemm_->Tune(a, stream_.get(), &chosen);
@@ -607,6 +608,7 @@ class CudaBackend final : public Backend {
   std::string description_;
   DType residual_dtype_ = DType::kBF16;
   int64_t swiglu_block_ = 0;  // kSwigluBlock when the fused gate-up kernel runs here
+  bool tune_gemms_ = true;
   StreamPtr stream_;
   std::mutex staging_mu_;
   PinnedStaging staging_;
