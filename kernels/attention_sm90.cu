@@ -92,16 +92,12 @@
 #include "kernels/attention.h"
 #include "kernels/attention_sm90.h"
 #include "kernels/cuda_util.cuh"
-
-// wgmma and setmaxnreg exist only in the architecture-specific sm_90a target.
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define SIEVE_ATTENTION_SM90A 1
-#else
-#define SIEVE_ATTENTION_SM90A 0
-#endif
+#include "kernels/sm90.cuh"
 
 namespace sieve::kernels {
 namespace {
+
+using namespace sm90;  // NOLINT: the shared Hopper primitives
 
 constexpr int kHeadDim = 128;
 constexpr int kBlockRows = 128;  // query rows per block (64 per consumer warpgroup)
@@ -148,43 +144,9 @@ __device__ __align__(128) CUtensorMap g_kv_maps[kMapSlots][2];
 constexpr int kConsumerWarps = 8;  // arrivals that free a stage (lane 0 of each consumer warp)
 constexpr float kLog2e = 1.4426950408889634f;
 
-#if SIEVE_ATTENTION_SM90A
-
-__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// ---- mbarrier ------------------------------------------------------------------------------
-
-__device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void MbarArrive(uint32_t bar) {
-  asm volatile("{\n .reg .b64 state;\n mbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(bar)
-               : "memory");
-}
-
-// Blocks until the barrier's phase with parity `parity` has completed.
-__device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        " selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
+#if SIEVE_SM90A
 
 // ---- copies --------------------------------------------------------------------------------
-
-// Arrives on `bar` and adds `bytes` to the transaction count its current phase waits for.
-__device__ __forceinline__ void MbarArriveExpectTx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
-               : "memory");
-}
 
 // Copy engine (TMA): the box at coordinates {dim, row, head} of `map` into shared memory at
 // `dst` (1024-byte aligned for the swizzle); its bytes count against `bar`'s transactions.
@@ -232,12 +194,6 @@ __device__ __forceinline__ void TensorMapAcquire(const CUtensorMap* map) {
                : "memory");
 }
 
-// Orders this thread's generic-proxy view of shared memory before later async-proxy (wgmma)
-// accesses.
-__device__ __forceinline__ void FenceProxyAsync() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-
 // ---- wgmma ---------------------------------------------------------------------------------
 
 // Shared-memory matrix descriptor, 128-byte swizzle: start address, leading and stride byte
@@ -247,17 +203,6 @@ __device__ __forceinline__ uint64_t Desc(uint32_t addr, uint32_t lead_bytes,
   return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) |
          (static_cast<uint64_t>(lead_bytes >> 4) << 16) |
          (static_cast<uint64_t>(stride_bytes >> 4) << 32) | (uint64_t{1} << 62);
-}
-
-__device__ __forceinline__ void WgmmaFence() {
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void WgmmaCommit() {
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-template <int kPending>
-__device__ __forceinline__ void WgmmaWait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
 }
 
 // wgmma.wait_group 0 that stays below the code before it. ptxas schedules within a basic block
@@ -326,11 +271,6 @@ __device__ __forceinline__ float Exp2(float x) {
   return y;
 }
 
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
 // ---- producer ------------------------------------------------------------------------------
 
 // The copy engine's fallback, for K / V whose base is not 16-byte aligned: rows [row0, row0 +
@@ -362,20 +302,11 @@ __device__ __forceinline__ void LoadTilePlain(uint32_t tile, const uint16_t* gme
   MbarArrive(bar);
 }
 
-#endif  // SIEVE_ATTENTION_SM90A
+#endif  // SIEVE_SM90A
 
 // Named barriers of the consumer ping-pong (0 is __syncthreads): warpgroup c may issue its
 // GEMMs once barrier kTurnBarrier + c completes (its own 128 threads plus the other's arrive).
 constexpr int kTurnBarrier = 1;
-
-#if SIEVE_ATTENTION_SM90A
-__device__ __forceinline__ void NamedBarrierSync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-__device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-#endif
 
 // Lab switches (kLab bits; LaunchAttentionSm90 runs kLab = 0), for timing alternatives:
 constexpr int kLabSkipKvLoads = 1;  // diagnostic only, wrong results: after the ring's first
@@ -392,7 +323,7 @@ constexpr int kLabSkipSoftmax = 8;  // diagnostic only, wrong results: P = S, no
 template <int kStages, bool kPingPong, int kItems, int kLab = 0>
 __global__ void __launch_bounds__(kThreads, 1)
     AttentionPrefillSm90Kernel(const AttentionArgs a, const __grid_constant__ Sm90Maps maps) {
-#if SIEVE_ATTENTION_SM90A
+#if SIEVE_SM90A
   using L = Sm90Layout<kStages, kItems>;
   extern __shared__ __align__(16) uint8_t smem_raw[];
   const uint32_t smem = (SmemAddr(smem_raw) + 1023u) & ~1023u;
@@ -847,27 +778,6 @@ __global__ void __launch_bounds__(kThreads, 1)
 }
 
 bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
-// cuTensorMapEncodeTiled, from the driver through the runtime (no link against libcuda);
-// nullptr when the driver does not have it.
-using TensorMapEncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
-                                            const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
-                                            const cuuint32_t*, CUtensorMapInterleave,
-                                            CUtensorMapSwizzle, CUtensorMapL2promotion,
-                                            CUtensorMapFloatOOBfill);
-TensorMapEncodeTiledFn TensorMapEncoder() {
-  static const TensorMapEncodeTiledFn fn = []() -> TensorMapEncodeTiledFn {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
-                                         &found) != cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      return nullptr;
-    }
-    return reinterpret_cast<TensorMapEncodeTiledFn>(p);
-  }();
-  return fn;
-}
 
 // A map of the bf16 tensor {kHeadDim dims, rows, heads} at `base` (strides in elements), boxes of
 // 64 dims x kBlockRows rows x 1 head, 128-byte swizzle (see Sm90Maps).
