@@ -86,6 +86,9 @@ enum class GemmSwigluSchedule : uint8_t {
   kPingPong128x128 = 2,      // each consumer warpgroup its own 128 x 128 tile, staggered
   kCooperativeCluster2 = 3,  // kCooperative128x256 in clusters of 2 blocks (adjacent row tiles)
                              // that share each weight tile (TMA multicast: half each)
+  kStaggeredLag1 = 4,  // kCooperative128x256 with warpgroup 1 one k step behind warpgroup 0, so
+                       // each one's epilogue overlaps the other's MMAs at tile ends
+  kStaggeredLag2 = 5,  // the same, two k steps behind
 };
 
 // Launches the fused kernel (persistent grid, one block per SM; async on `stream`, no workspace,

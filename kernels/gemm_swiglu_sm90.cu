@@ -107,6 +107,13 @@ static_assert(kSwigluBlock == 64, "the epilogue pairs accumulator columns c and 
 template <GemmSwigluSchedule kSchedule>
 struct Sm90Config {
   static constexpr bool kPingPong = kSchedule == GemmSwigluSchedule::kPingPong128x128;
+  // Staggered cooperative schedules: k steps that consumer warpgroup 1 trails warpgroup 0 by
+  // (0: the two run in step). At most 2: warpgroup 0's step s + 2 needs the stage that
+  // warpgroup 1 frees after issuing step s - 1 (4 stages), so a larger lag would deadlock.
+  static constexpr int kLag = kSchedule == GemmSwigluSchedule::kStaggeredLag1   ? 1
+                              : kSchedule == GemmSwigluSchedule::kStaggeredLag2 ? 2
+                                                                                : 0;
+  static_assert(kLag <= 2, "the follower's wait would close a cycle with the stage ring");
   // Blocks per cluster (along m): each copies half of every weight tile to both.
   static constexpr int kCluster = kSchedule == GemmSwigluSchedule::kCooperativeCluster2 ? 2 : 1;
   static constexpr int kBlockN = kPingPong ? 128 : 256;  // weight rows per tile
@@ -388,6 +395,13 @@ __device__ __forceinline__ void TileAt(const Problem& p, int t, int block_n, int
 // warpgroup's arrival once that one has issued its whole main loop).
 constexpr int kStagingBarrier = 1;
 constexpr int kOrderBarrier = 3;
+// Staggered schedules: warpgroup 0 arrives on kLagBarrier + (s % kLagBarriers) once it has
+// issued its s-th k step (counted over the block's tiles), warpgroup 1 waits there (256 threads).
+// A barrier id is reused only after its previous generation completed: warpgroup 0 can be at
+// most 4 steps (the ring) ahead of warpgroup 1's waits, so 8 ids leave a margin.
+constexpr int kLagBarrier = 5;
+constexpr int kLagBarriers = 8;
+static_assert(kLagBarrier + kLagBarriers <= 16, "sm_90 has 16 named barriers");
 
 // Lab switch (kLab bits; LaunchGemmSwigluSm90 runs kLab = 0), for timing only:
 constexpr int kLabSkipEpilogue = 1;  // diagnostic, wrong results: no SiLU and no stores
@@ -481,6 +495,13 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     };
 
+    // Staggered: warpgroup 0 leads, warpgroup 1 issues k step kb of a tile only once warpgroup 0
+    // has issued step min(kb + kLag, num_k_blocks - 1) of it. Warpgroup 0 thus finishes each
+    // tile's main loop kLag steps early and its epilogue overlaps warpgroup 1's last steps;
+    // warpgroup 1's epilogue overlaps warpgroup 0's first steps of the next tile (the producer
+    // has them loaded).
+    int lag_signal = 0;  // leader: arrivals so far; follower: waits so far (the same sequence)
+    auto lag_barrier = [&] { return kLagBarrier + (lag_signal++ % kLagBarriers); };
     // Cooperative: every tile of the block, rows 64 cw.. of it. Ping-pong: the block's tiles
     // j = cw, cw + 2, ... (the ring position of tile j's first stage is j * num_k_blocks).
     const int tile_step = C::kPingPong ? 2 * num_clusters : num_clusters;
@@ -500,6 +521,18 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (j > 0) NamedBarrierSync(kOrderBarrier + cw, 256);
       }
       for (int kb = 0; kb < p.num_k_blocks; ++kb) {
+        if constexpr (C::kLag > 0) {
+          // The follower takes the leader's signals up to step min(kb + kLag, last) of this
+          // tile: all of 0..min(kLag, last) before step 0, then one per step (num_k_blocks in all).
+          if (cw == 1) {
+            if (kb == 0) {
+              const int first = min(C::kLag, p.num_k_blocks - 1);
+              for (int s = 0; s <= first; ++s) NamedBarrierSync(lag_barrier(), 256);
+            } else if (kb + C::kLag < p.num_k_blocks) {
+              NamedBarrierSync(lag_barrier(), 256);
+            }
+          }
+        }
         MbarWait(full(st), round & 1);
         WgmmaFence();
 #pragma unroll
@@ -514,6 +547,9 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
         WgmmaCommit();
+        if constexpr (C::kLag > 0) {
+          if (cw == 0) NamedBarrierArrive(lag_barrier(), 256);
+        }
         WgmmaWait<1>();  // k step kb - 1 has completed: free its stage
         if (kb > 0) release(prev_st);
         prev_st = st;
@@ -725,7 +761,7 @@ cudaError_t LaunchSm90(const GemmSwigluArgs& a, cudaStream_t stream) {
 }
 
 // The schedule LaunchGemmSwigluSm90 runs without one named.
-constexpr GemmSwigluSchedule kDefaultSchedule = GemmSwigluSchedule::kCooperative128x256;
+constexpr GemmSwigluSchedule kDefaultSchedule = GemmSwigluSchedule::kStaggeredLag1;
 
 }  // namespace
 
@@ -784,6 +820,10 @@ cudaError_t LaunchGemmSwigluSm90(const GemmSwigluArgs& a, GemmSwigluSchedule sch
       return LaunchSm90<GemmSwigluSchedule::kPingPong128x128>(a, stream);
     case GemmSwigluSchedule::kCooperativeCluster2:
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster2>(a, stream);
+    case GemmSwigluSchedule::kStaggeredLag1:
+      return LaunchSm90<GemmSwigluSchedule::kStaggeredLag1>(a, stream);
+    case GemmSwigluSchedule::kStaggeredLag2:
+      return LaunchSm90<GemmSwigluSchedule::kStaggeredLag2>(a, stream);
   }
   return cudaErrorNotSupported;
 }
@@ -799,6 +839,10 @@ cudaError_t LaunchGemmSwigluSm90MainLoopOnly(const GemmSwigluArgs& a, GemmSwiglu
       return LaunchSm90<GemmSwigluSchedule::kPingPong128x128, kLabSkipEpilogue>(a, stream);
     case GemmSwigluSchedule::kCooperativeCluster2:
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster2, kLabSkipEpilogue>(a, stream);
+    case GemmSwigluSchedule::kStaggeredLag1:
+      return LaunchSm90<GemmSwigluSchedule::kStaggeredLag1, kLabSkipEpilogue>(a, stream);
+    case GemmSwigluSchedule::kStaggeredLag2:
+      return LaunchSm90<GemmSwigluSchedule::kStaggeredLag2, kLabSkipEpilogue>(a, stream);
   }
   return cudaErrorNotSupported;
 }

@@ -14,7 +14,8 @@
 // run after a 256 MiB write that evicts L2 and bracketed by CUDA events; the median and minimum
 // per op are reported, and "vs unfused" is the median over rounds of the unfused time divided by
 // the op's time in the same round (the card throttles under sustained GEMMs: interleaving the
-// ops gives each the same clocks, where timing one op after another did not).
+// ops gives each the same clocks, where timing one op after another did not); "vs coop" likewise
+// against "fused coop 128x256" (the schedule LaunchGemmSwigluSm90 ran before the staggered ones).
 //
 //   ./build-gpu/tests/sieve-gemm-swiglu-bench [--reps N] [--m M]...   (--m repeatable)
 //
@@ -158,6 +159,8 @@ int Main(int argc, char** argv) {
     };
     const Variant variants[] = {
         {"fused coop 128x256", GemmSwigluSchedule::kCooperative128x256},
+        {"fused staggered lag 1", GemmSwigluSchedule::kStaggeredLag1},
+        {"fused staggered lag 2", GemmSwigluSchedule::kStaggeredLag2},
         {"fused coop 128x256 cluster 2", GemmSwigluSchedule::kCooperativeCluster2},
         {"fused pingpong 128x128", GemmSwigluSchedule::kPingPong128x128}};
     std::vector<int64_t> wrong_of;
@@ -249,22 +252,27 @@ int Main(int argc, char** argv) {
       std::sort(v.begin(), v.end());
       return double(v[v.size() / 2]);
     };
-    std::printf("%6s  %-42s %10s %10s %9s %9s\n", "m", "op", "median us", "min us", "TFLOP/s",
-                "vs unfused");
+    std::printf("%6s  %-42s %10s %10s %9s %9s %9s\n", "m", "op", "median us", "min us", "TFLOP/s",
+                "vs unfused", "vs coop");
     const std::vector<float>& unfused = ops[2].ms;
+    const std::vector<float>& coop = ops[3].ms;  // variants[0]: kCooperative128x256
     for (size_t o = 0; o < ops.size(); ++o) {
       const Op& op = ops[o];
       const double med = median(op.ms);
       const double mn = *std::min_element(op.ms.begin(), op.ms.end());
       // Median over rounds of (unfused time / this op's time) in the same round.
-      std::vector<float> ratio;
-      for (int r = 0; r < reps; ++r) ratio.push_back(unfused[r] / op.ms[r]);
+      std::vector<float> ratio, ratio_coop;
+      for (int r = 0; r < reps; ++r) {
+        ratio.push_back(unfused[r] / op.ms[r]);
+        ratio_coop.push_back(coop[r] / op.ms[r]);
+      }
       std::printf("%6lld  %-42s %10.1f %10.1f", static_cast<long long>(m), op.name.c_str(),
                   med * 1e3, mn * 1e3);
       if (o == 1) {
         std::printf(" %7.0f GB/s\n", 3.0 * m * kInter * 2 / (med * 1e-3) / 1e9);
       } else {
-        std::printf(" %9.1f %8.3fx\n", flop / (med * 1e-3) / 1e12, median(ratio));
+        std::printf(" %9.1f %8.3fx %8.3fx\n", flop / (med * 1e-3) / 1e12, median(ratio),
+                    median(ratio_coop));
       }
     }
     std::fflush(stdout);
