@@ -89,6 +89,9 @@ enum class GemmSwigluSchedule : uint8_t {
   kStaggeredLag1 = 4,  // kCooperative128x256 with warpgroup 1 one k step behind warpgroup 0, so
                        // each one's epilogue overlaps the other's MMAs at tile ends
   kStaggeredLag2 = 5,  // the same, two k steps behind
+  kStaggeredTileStart = 6,   // kCooperative128x256 with warpgroup 1 starting each tile 3 k steps
+                             // after warpgroup 0 (no coupling after that but the stage ring)
+  kCooperativeCluster4 = 7,  // kCooperativeCluster2 with clusters of 4 blocks (a quarter each)
 };
 
 // Launches the fused kernel (persistent grid, one block per SM; async on `stream`, no workspace,

@@ -114,8 +114,15 @@ struct Sm90Config {
                               : kSchedule == GemmSwigluSchedule::kStaggeredLag2 ? 2
                                                                                 : 0;
   static_assert(kLag <= 2, "the follower's wait would close a cycle with the stage ring");
+  // kStaggeredTileStart: warpgroup 1 starts each tile only once warpgroup 0 has issued step
+  // kStartLag of it, and the two are not coupled after that (only through the ring). At most 3:
+  // warpgroup 0's step 3 needs the stage warpgroup 1 frees at the end of the previous tile.
+  static constexpr int kStartLag = kSchedule == GemmSwigluSchedule::kStaggeredTileStart ? 3 : 0;
+  static_assert(kStartLag <= 3, "the follower's wait would close a cycle with the stage ring");
   // Blocks per cluster (along m): each copies half of every weight tile to both.
-  static constexpr int kCluster = kSchedule == GemmSwigluSchedule::kCooperativeCluster2 ? 2 : 1;
+  static constexpr int kCluster = kSchedule == GemmSwigluSchedule::kCooperativeCluster2   ? 2
+                                  : kSchedule == GemmSwigluSchedule::kCooperativeCluster4 ? 4
+                                                                                          : 1;
   static constexpr int kBlockN = kPingPong ? 128 : 256;  // weight rows per tile
   static constexpr int kStages = kPingPong ? 6 : 4;
   static constexpr int kBTileBytes = kBlockN * kBlockK * 2;
@@ -533,6 +540,9 @@ __global__ void __launch_bounds__(kThreads, 1)
             }
           }
         }
+        if constexpr (C::kStartLag > 0) {
+          if (cw == 1 && kb == 0) NamedBarrierSync(lag_barrier(), 256);
+        }
         MbarWait(full(st), round & 1);
         WgmmaFence();
 #pragma unroll
@@ -549,6 +559,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         WgmmaCommit();
         if constexpr (C::kLag > 0) {
           if (cw == 0) NamedBarrierArrive(lag_barrier(), 256);
+        }
+        if constexpr (C::kStartLag > 0) {
+          if (cw == 0 && kb == min(C::kStartLag, p.num_k_blocks - 1)) {
+            NamedBarrierArrive(lag_barrier(), 256);
+          }
         }
         WgmmaWait<1>();  // k step kb - 1 has completed: free its stage
         if (kb > 0) release(prev_st);
@@ -761,7 +776,7 @@ cudaError_t LaunchSm90(const GemmSwigluArgs& a, cudaStream_t stream) {
 }
 
 // The schedule LaunchGemmSwigluSm90 runs without one named.
-constexpr GemmSwigluSchedule kDefaultSchedule = GemmSwigluSchedule::kStaggeredLag1;
+constexpr GemmSwigluSchedule kDefaultSchedule = GemmSwigluSchedule::kCooperativeCluster2;
 
 }  // namespace
 
@@ -824,6 +839,10 @@ cudaError_t LaunchGemmSwigluSm90(const GemmSwigluArgs& a, GemmSwigluSchedule sch
       return LaunchSm90<GemmSwigluSchedule::kStaggeredLag1>(a, stream);
     case GemmSwigluSchedule::kStaggeredLag2:
       return LaunchSm90<GemmSwigluSchedule::kStaggeredLag2>(a, stream);
+    case GemmSwigluSchedule::kStaggeredTileStart:
+      return LaunchSm90<GemmSwigluSchedule::kStaggeredTileStart>(a, stream);
+    case GemmSwigluSchedule::kCooperativeCluster4:
+      return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster4>(a, stream);
   }
   return cudaErrorNotSupported;
 }
@@ -843,6 +862,10 @@ cudaError_t LaunchGemmSwigluSm90MainLoopOnly(const GemmSwigluArgs& a, GemmSwiglu
       return LaunchSm90<GemmSwigluSchedule::kStaggeredLag1, kLabSkipEpilogue>(a, stream);
     case GemmSwigluSchedule::kStaggeredLag2:
       return LaunchSm90<GemmSwigluSchedule::kStaggeredLag2, kLabSkipEpilogue>(a, stream);
+    case GemmSwigluSchedule::kStaggeredTileStart:
+      return LaunchSm90<GemmSwigluSchedule::kStaggeredTileStart, kLabSkipEpilogue>(a, stream);
+    case GemmSwigluSchedule::kCooperativeCluster4:
+      return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster4, kLabSkipEpilogue>(a, stream);
   }
   return cudaErrorNotSupported;
 }

@@ -10,12 +10,13 @@
 // fused output is compared with the unfused one over every element: max |a - b|, max relative
 // difference (|a - b| / max(|b|, 1e-2)) and ‖a - b‖ / ‖b‖. The two differ by design: the unfused
 // path rounds g and u to bf16 before the SiLU, the fused kernel keeps them in fp32.
-// Timing: 2 warm-ups of every op, then --reps rounds (default 20) that run every op once, each
-// run after a 256 MiB write that evicts L2 and bracketed by CUDA events; the median and minimum
-// per op are reported, and "vs unfused" is the median over rounds of the unfused time divided by
-// the op's time in the same round (the card throttles under sustained GEMMs: interleaving the
-// ops gives each the same clocks, where timing one op after another did not); "vs coop" likewise
-// against "fused coop 128x256" (the schedule LaunchGemmSwigluSm90 ran before the staggered ones).
+// Timing: 2 warm-ups of every op, then --reps rounds (default 20) that run every op once, in a
+// random order per round, each run after a 256 MiB write that evicts L2 and bracketed by CUDA
+// events; the median and minimum per op are reported, and "vs unfused" is the median over rounds of
+// the unfused time divided by the op's time in the same round (the card throttles under sustained
+// GEMMs: interleaving the ops gives each the same clocks, where timing one op after another did
+// not); "vs coop" likewise against "fused coop 128x256" (the schedule LaunchGemmSwigluSm90 ran
+// before this branch).
 //
 //   ./build-gpu/tests/sieve-gemm-swiglu-bench [--reps N] [--m M]...   (--m repeatable)
 //
@@ -30,6 +31,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -161,7 +163,9 @@ int Main(int argc, char** argv) {
         {"fused coop 128x256", GemmSwigluSchedule::kCooperative128x256},
         {"fused staggered lag 1", GemmSwigluSchedule::kStaggeredLag1},
         {"fused staggered lag 2", GemmSwigluSchedule::kStaggeredLag2},
+        {"fused staggered tile start", GemmSwigluSchedule::kStaggeredTileStart},
         {"fused coop 128x256 cluster 2", GemmSwigluSchedule::kCooperativeCluster2},
+        {"fused coop 128x256 cluster 4", GemmSwigluSchedule::kCooperativeCluster4},
         {"fused pingpong 128x128", GemmSwigluSchedule::kPingPong128x128}};
     std::vector<int64_t> wrong_of;
     for (const Variant& v : variants) {
@@ -234,8 +238,16 @@ int Main(int argc, char** argv) {
     for (Op& op : ops) {
       for (int i = 0; i < 2; ++i) op.run();  // warm-up
     }
+    // Each round runs the ops in a fresh random order (fixed seed): the card is held at its
+    // power limit and an op's clocks depend on what ran just before it (in a fixed order, the op
+    // after a slow one ran measurably faster), so no op may always follow the same one.
+    std::vector<size_t> order(ops.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::mt19937 rng(12345);
     for (int rep = 0; rep < reps; ++rep) {
-      for (Op& op : ops) {
+      std::shuffle(order.begin(), order.end(), rng);
+      for (const size_t o : order) {
+        Op& op = ops[o];
         SIEVE_CUDA_CHECK(cudaMemsetAsync(flush.get(), rep & 0xff, flush.bytes(), nullptr));
         SIEVE_CUDA_CHECK(cudaEventRecord(start, nullptr));
         op.run();
