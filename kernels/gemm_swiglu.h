@@ -92,6 +92,7 @@ enum class GemmSwigluSchedule : uint8_t {
   kStaggeredTileStart = 6,   // kCooperative128x256 with warpgroup 1 starting each tile 3 k steps
                              // after warpgroup 0 (no coupling after that but the stage ring)
   kCooperativeCluster4 = 7,  // kCooperativeCluster2 with clusters of 4 blocks (a quarter each)
+  kCooperativeCluster8 = 8,  // ... of 8 blocks (an eighth each)
 };
 
 // Launches the fused kernel (persistent grid, one block per SM; async on `stream`, no workspace,

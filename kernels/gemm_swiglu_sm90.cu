@@ -122,6 +122,7 @@ struct Sm90Config {
   // Blocks per cluster (along m): each copies half of every weight tile to both.
   static constexpr int kCluster = kSchedule == GemmSwigluSchedule::kCooperativeCluster2   ? 2
                                   : kSchedule == GemmSwigluSchedule::kCooperativeCluster4 ? 4
+                                  : kSchedule == GemmSwigluSchedule::kCooperativeCluster8 ? 8
                                                                                           : 1;
   static constexpr int kBlockN = kPingPong ? 128 : 256;  // weight rows per tile
   static constexpr int kStages = kPingPong ? 6 : 4;
@@ -843,6 +844,8 @@ cudaError_t LaunchGemmSwigluSm90(const GemmSwigluArgs& a, GemmSwigluSchedule sch
       return LaunchSm90<GemmSwigluSchedule::kStaggeredTileStart>(a, stream);
     case GemmSwigluSchedule::kCooperativeCluster4:
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster4>(a, stream);
+    case GemmSwigluSchedule::kCooperativeCluster8:
+      return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster8>(a, stream);
   }
   return cudaErrorNotSupported;
 }
@@ -866,6 +869,8 @@ cudaError_t LaunchGemmSwigluSm90MainLoopOnly(const GemmSwigluArgs& a, GemmSwiglu
       return LaunchSm90<GemmSwigluSchedule::kStaggeredTileStart, kLabSkipEpilogue>(a, stream);
     case GemmSwigluSchedule::kCooperativeCluster4:
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster4, kLabSkipEpilogue>(a, stream);
+    case GemmSwigluSchedule::kCooperativeCluster8:
+      return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster8, kLabSkipEpilogue>(a, stream);
   }
   return cudaErrorNotSupported;
 }

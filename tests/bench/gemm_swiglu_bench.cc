@@ -162,11 +162,12 @@ int Main(int argc, char** argv) {
     const Variant variants[] = {
         {"fused coop 128x256", GemmSwigluSchedule::kCooperative128x256},
         {"fused staggered lag 1", GemmSwigluSchedule::kStaggeredLag1},
-        {"fused staggered lag 2", GemmSwigluSchedule::kStaggeredLag2},
         {"fused staggered tile start", GemmSwigluSchedule::kStaggeredTileStart},
         {"fused coop 128x256 cluster 2", GemmSwigluSchedule::kCooperativeCluster2},
         {"fused coop 128x256 cluster 4", GemmSwigluSchedule::kCooperativeCluster4},
-        {"fused pingpong 128x128", GemmSwigluSchedule::kPingPong128x128}};
+        {"fused coop 128x256 cluster 8", GemmSwigluSchedule::kCooperativeCluster8}};
+    // Not timed any more (see kernels/gemm_swiglu_sm90.cu's header): kPingPong128x128 (0.77-0.82x
+    // of kCooperative128x256) and kStaggeredLag2 (0.62-0.65x); the test still covers both.
     std::vector<int64_t> wrong_of;
     for (const Variant& v : variants) {
       SIEVE_CUDA_CHECK(cudaMemset(out_b.get(), 0xff, size_t(m) * kInter * 2));
