@@ -93,6 +93,11 @@ enum class GemmSwigluSchedule : uint8_t {
                              // after warpgroup 0 (no coupling after that but the stage ring)
   kCooperativeCluster4 = 7,  // kCooperativeCluster2 with clusters of 4 blocks (a quarter each)
   kCooperativeCluster8 = 8,  // ... of 8 blocks (an eighth each)
+  kCooperativeFtz = 9,  // kCooperative128x256 with the SiLU on flush-to-zero ex2 / rcp (one SFU op
+                        // each, no denormal fix-ups; the same results but for denormals)
+  kCooperativeTanh = 10,        // kCooperative128x256 with silu(g) = g / 2 (1 + tanh(g / 2)) on
+                                // tanh.approx (lab: larger absolute error for g << 0)
+  kCooperativeFtzGroup32 = 11,  // kCooperativeFtz visiting tiles in groups of 32 row tiles
 };
 
 // Launches the fused kernel (persistent grid, one block per SM; async on `stream`, no workspace,

@@ -98,14 +98,25 @@ constexpr int kProducerRegs = 40;
 constexpr int kConsumerRegs = 232;
 constexpr int kBlockM = 128;  // rows of x per tile
 constexpr int kBlockK = 64;   // k per stage: one 128-byte swizzled row of bf16
-constexpr int kGroupM = 16;   // row tiles per raster group
+constexpr int kGroupM = 16;   // row tiles per raster group (kCooperativeFtzGroup32: 32)
 constexpr int kOutBox = 64;   // output TMA box: 64 columns x 64 rows
 constexpr int kOutBoxBytes = kOutBox * kOutBox * 2;
 constexpr int kATileBytes = kBlockM * kBlockK * 2;
 static_assert(kSwigluBlock == 64, "the epilogue pairs accumulator columns c and c + 64");
 
+// How the epilogue evaluates silu(g) * u (see SiluTimes).
+enum class SiluForm { kFullRange, kFtz, kTanh };
+
 template <GemmSwigluSchedule kSchedule>
 struct Sm90Config {
+  static constexpr bool kFtz = kSchedule == GemmSwigluSchedule::kCooperativeFtz ||
+                               kSchedule == GemmSwigluSchedule::kCooperativeFtzGroup32;
+  static constexpr SiluForm kSilu = kFtz ? SiluForm::kFtz
+                                    : kSchedule == GemmSwigluSchedule::kCooperativeTanh
+                                        ? SiluForm::kTanh
+                                        : SiluForm::kFullRange;
+  static constexpr int kGroupRows =
+      kSchedule == GemmSwigluSchedule::kCooperativeFtzGroup32 ? 32 : kGroupM;
   static constexpr bool kPingPong = kSchedule == GemmSwigluSchedule::kPingPong128x128;
   // Staggered cooperative schedules: k steps that consumer warpgroup 1 trails warpgroup 0 by
   // (0: the two run in step). At most 2: warpgroup 0's step s + 2 needs the stage that
@@ -352,8 +363,31 @@ __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
 
 // silu(g) * u in fp32: g / (1 + e^-g) with ex2.approx and the approximate division (for
 // g < -88, e^-g = inf and the quotient is -0, as the exact formula's limit).
+// kFullRange: __expf and __fdividef, i.e. ex2.approx.f32 and div.approx.f32, whose full-range
+// (non-ftz) forms add instructions around the SFU op to scale denormal inputs and results.
+// kFtz: the same formula on ex2.approx.ftz.f32 and rcp.approx.ftz.f32 (one SFU op each, nothing
+// around them); differs only where an intermediate is denormal: e^-g for g > 87 (then 0, and the
+// sigmoid 1, as fp32 rounds it anyway) and 1 / (1 + e^-g) for g < -87 (0 where the full-range
+// form gives a result below 2^-126 in magnitude).
+// kTanh: silu(g) = g / 2 (1 + tanh(g / 2)) on tanh.approx.f32, one SFU op and 3 FP32 ops; its
+// absolute error (tanh's, ~2^-11) scaled by |g u| / 2 is not small relative to silu(g) * u for
+// g << 0 (a lab variant; not a default).
+template <SiluForm kForm>
 __device__ __forceinline__ float SiluTimes(float g, float u) {
-  return __fdividef(g, 1.f + __expf(-g)) * u;
+  if constexpr (kForm == SiluForm::kFullRange) {
+    return __fdividef(g, 1.f + __expf(-g)) * u;
+  } else if constexpr (kForm == SiluForm::kFtz) {
+    float e, r;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(e) : "f"(g * -1.4426950408889634f));
+    asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(1.f + e));
+    return g * r * u;
+  } else {
+    const float h = 0.5f * g;
+    float t;
+    asm("tanh.approx.f32 %0, %1;\n" : "=f"(t) : "f"(h));
+    const float hu = h * u;
+    return fmaf(hu, t, hu);
+  }
 }
 
 // One 64 x 64 output box from a 64 x 128 accumulator half (gate columns 0..63, up 64..127) into
@@ -361,6 +395,7 @@ __device__ __forceinline__ float SiluTimes(float g, float u) {
 // the TMA store's 128-byte swizzle reads it). Thread (warp w, lane l) holds rows 16 w + l / 4
 // and + 8, columns 8 i + 2 (l % 4) (+ 1): each 4-byte store of a warp hits 8 rows x 4 words of
 // 8 distinct chunks, i.e. all 32 banks once.
+template <SiluForm kForm>
 __device__ __forceinline__ void EpilogueBox(const float (&d)[64], uint32_t box, int warp,
                                             int lane) {
   const int r = 16 * warp + lane / 4;
@@ -369,10 +404,10 @@ __device__ __forceinline__ void EpilogueBox(const float (&d)[64], uint32_t box, 
   const int sw = r % 8;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
-    const uint32_t v0 =
-        PackBf16(SiluTimes(d[4 * i], d[4 * i + 32]), SiluTimes(d[4 * i + 1], d[4 * i + 33]));
-    const uint32_t v1 =
-        PackBf16(SiluTimes(d[4 * i + 2], d[4 * i + 34]), SiluTimes(d[4 * i + 3], d[4 * i + 35]));
+    const uint32_t v0 = PackBf16(SiluTimes<kForm>(d[4 * i], d[4 * i + 32]),
+                                 SiluTimes<kForm>(d[4 * i + 1], d[4 * i + 33]));
+    const uint32_t v1 = PackBf16(SiluTimes<kForm>(d[4 * i + 2], d[4 * i + 34]),
+                                 SiluTimes<kForm>(d[4 * i + 3], d[4 * i + 35]));
     const uint32_t chunk = static_cast<uint32_t>((i ^ sw) << 4);
     asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(row0 + chunk), "r"(v0) : "memory");
     asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(row1 + chunk), "r"(v1) : "memory");
@@ -382,10 +417,10 @@ __device__ __forceinline__ void EpilogueBox(const float (&d)[64], uint32_t box, 
 // Cluster tile t of the raster: groups of kGroupM rows of blocks (fewer in the last group),
 // column-major within a group. Returns the first row of x of block `rank` of the cluster and
 // the first row of the interleaved weight.
-template <int kCluster>
+template <int kCluster, int kGroupRows>
 __device__ __forceinline__ void TileAt(const Problem& p, int t, int block_n, int rank, int& m0,
                                        int& n0) {
-  constexpr int kGroup = kGroupM / kCluster;
+  constexpr int kGroup = kGroupRows / kCluster;
   const int per_group = kGroup * p.num_n_tiles;
   const int group = t / per_group;
   const int first_m = group * kGroup;
@@ -461,7 +496,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       int st = 0, round = 0;
       for (int tile = cluster_id; tile < p.num_tiles; tile += num_clusters) {
         int m0, n0;
-        TileAt<kCluster>(p, tile, C::kBlockN, rank, m0, n0);
+        TileAt<kCluster, C::kGroupRows>(p, tile, C::kBlockN, rank, m0, n0);
         for (int kb = 0; kb < p.num_k_blocks; ++kb) {
           // In a cluster this also waits for the other block's consumers (they arrive here).
           if (round > 0) MbarWait(empty(st), (round - 1) & 1);
@@ -517,7 +552,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int tile = cluster_id + (C::kPingPong ? cw * num_clusters : 0); tile < p.num_tiles;
          tile += tile_step, j += C::kPingPong ? 2 : 1) {
       int m0, n0;
-      TileAt<kCluster>(p, tile, C::kBlockN, rank, m0, n0);
+      TileAt<kCluster, C::kGroupRows>(p, tile, C::kBlockN, rank, m0, n0);
       const int it0 = j * p.num_k_blocks;
       int st = it0 % kStages, round = it0 / kStages;
       int prev_st = 0;
@@ -591,8 +626,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         // The previous store of this warpgroup has read the staging buffer.
         if (t == 0) BulkWaitRead();
         NamedBarrierSync(kStagingBarrier + cw, 128);
-        EpilogueBox(acc0, out_s, warp, lane);
-        EpilogueBox(acc1, out_s + kOutBoxBytes, warp, lane);
+        EpilogueBox<C::kSilu>(acc0, out_s, warp, lane);
+        EpilogueBox<C::kSilu>(acc1, out_s + kOutBoxBytes, warp, lane);
         FenceProxyAsync();
         NamedBarrierSync(kStagingBarrier + cw, 128);
         if (t == 0) {
@@ -777,7 +812,7 @@ cudaError_t LaunchSm90(const GemmSwigluArgs& a, cudaStream_t stream) {
 }
 
 // The schedule LaunchGemmSwigluSm90 runs without one named.
-constexpr GemmSwigluSchedule kDefaultSchedule = GemmSwigluSchedule::kCooperativeCluster2;
+constexpr GemmSwigluSchedule kDefaultSchedule = GemmSwigluSchedule::kCooperativeFtz;
 
 }  // namespace
 
@@ -846,6 +881,12 @@ cudaError_t LaunchGemmSwigluSm90(const GemmSwigluArgs& a, GemmSwigluSchedule sch
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster4>(a, stream);
     case GemmSwigluSchedule::kCooperativeCluster8:
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster8>(a, stream);
+    case GemmSwigluSchedule::kCooperativeFtz:
+      return LaunchSm90<GemmSwigluSchedule::kCooperativeFtz>(a, stream);
+    case GemmSwigluSchedule::kCooperativeTanh:
+      return LaunchSm90<GemmSwigluSchedule::kCooperativeTanh>(a, stream);
+    case GemmSwigluSchedule::kCooperativeFtzGroup32:
+      return LaunchSm90<GemmSwigluSchedule::kCooperativeFtzGroup32>(a, stream);
   }
   return cudaErrorNotSupported;
 }
@@ -871,6 +912,12 @@ cudaError_t LaunchGemmSwigluSm90MainLoopOnly(const GemmSwigluArgs& a, GemmSwiglu
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster4, kLabSkipEpilogue>(a, stream);
     case GemmSwigluSchedule::kCooperativeCluster8:
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster8, kLabSkipEpilogue>(a, stream);
+    case GemmSwigluSchedule::kCooperativeFtz:
+      return LaunchSm90<GemmSwigluSchedule::kCooperativeFtz, kLabSkipEpilogue>(a, stream);
+    case GemmSwigluSchedule::kCooperativeTanh:
+      return LaunchSm90<GemmSwigluSchedule::kCooperativeTanh, kLabSkipEpilogue>(a, stream);
+    case GemmSwigluSchedule::kCooperativeFtzGroup32:
+      return LaunchSm90<GemmSwigluSchedule::kCooperativeFtzGroup32, kLabSkipEpilogue>(a, stream);
   }
   return cudaErrorNotSupported;
 }

@@ -266,7 +266,8 @@ void RunGpuCases(int64_t inter, int64_t k, std::initializer_list<int64_t> ms, in
           GemmSwigluSchedule::kCooperativeCluster2, GemmSwigluSchedule::kStaggeredLag1,
           GemmSwigluSchedule::kStaggeredLag2, GemmSwigluSchedule::kStaggeredTileStart,
           GemmSwigluSchedule::kCooperativeCluster4, GemmSwigluSchedule::kCooperativeCluster8,
-          GemmSwigluSchedule::kDefault}) {
+          GemmSwigluSchedule::kCooperativeFtz, GemmSwigluSchedule::kCooperativeTanh,
+          GemmSwigluSchedule::kCooperativeFtzGroup32, GemmSwigluSchedule::kDefault}) {
       const std::string what = "gemm_swiglu schedule=" + std::to_string(int(schedule)) +
                                " m=" + std::to_string(m) + " inter=" + std::to_string(inter) +
                                " k=" + std::to_string(k) + " pad=" + std::to_string(pad);
