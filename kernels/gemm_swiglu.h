@@ -86,18 +86,6 @@ enum class GemmSwigluSchedule : uint8_t {
   kPingPong128x128 = 2,      // each consumer warpgroup its own 128 x 128 tile, staggered
   kCooperativeCluster2 = 3,  // kCooperative128x256 in clusters of 2 blocks (adjacent row tiles)
                              // that share each weight tile (TMA multicast: half each)
-  kStaggeredLag1 = 4,  // kCooperative128x256 with warpgroup 1 one k step behind warpgroup 0, so
-                       // each one's epilogue overlaps the other's MMAs at tile ends
-  kStaggeredLag2 = 5,  // the same, two k steps behind
-  kStaggeredTileStart = 6,   // kCooperative128x256 with warpgroup 1 starting each tile 3 k steps
-                             // after warpgroup 0 (no coupling after that but the stage ring)
-  kCooperativeCluster4 = 7,  // kCooperativeCluster2 with clusters of 4 blocks (a quarter each)
-  kCooperativeCluster8 = 8,  // ... of 8 blocks (an eighth each)
-  kCooperativeFtz = 9,  // kCooperative128x256 with the SiLU on flush-to-zero ex2 / rcp (one SFU op
-                        // each, no denormal fix-ups; the same results but for denormals)
-  kCooperativeTanh = 10,        // kCooperative128x256 with silu(g) = g / 2 (1 + tanh(g / 2)) on
-                                // tanh.approx (lab: larger absolute error for g << 0)
-  kCooperativeFtzGroup32 = 11,  // kCooperativeFtz visiting tiles in groups of 32 row tiles
 };
 
 // Launches the fused kernel (persistent grid, one block per SM; async on `stream`, no workspace,

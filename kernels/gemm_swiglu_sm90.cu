@@ -68,6 +68,37 @@
 // move a third more bytes per FLOP. Tried and not kept: the SiLU's reciprocal by two Newton steps
 // on the FMA pipe instead of the SFU (798 / 788 / 788 vs 800 / 798 / 790 TFLOP/s in the same call,
 // no gain).
+// Overlapping the epilogue, and other attempts (branch swiglu-epi, three device calls on an H100
+// SXM, k 4096, inter 14336; "vs coop" = median per-round ratio of kCooperative128x256's time
+// over the variant's in the same round; every variant passed GemmSwigluTest.GpuMatchesRef and
+// the bench's check): none beat kCooperative128x256, which stays the default. nvidia-smi every
+// 250 ms showed the card at its 700 W limit through the timed rounds (mean 1363 and 1312 MHz at
+// 698 and 695 W in calls 2 and 3, against 1980 MHz idle): the kernel is power-bound, so idle
+// tensor cores during the epilogue cost less than their share of the time suggests.
+//   - Consumer warpgroup 1 kept 1 k step behind warpgroup 0 (named barriers, one per k step), so
+//     that each one's epilogue overlaps the other's MMAs: m 32768 0.966x / 0.972x, m 49356 0.992x
+//     / 0.966x (calls 1 / 2); 2 steps behind: 0.616x (32768), 0.652x (49356) (call 1; presumably
+//     warpgroup 0 then finds its next stage not yet loaded: with 4 stages, it issues step s + 2
+//     about one step after warpgroup 1 freed the stage it needs). Held back only at each tile's
+//     start (warpgroup 1 waits for warpgroup 0's step 3, then runs free): 0.995x (32768), 0.994x
+//     (49356).
+//   - Weight-tile multicast in clusters of 4 / 8 blocks: 0.907x / 0.911x (32768), 0.895x / 0.890x
+//     (49356); clusters of 2 (kCooperativeCluster2): 1.005x / 1.004x (call 2).
+//   - The SiLU on ex2/rcp.approx.ftz instead of __expf/__fdividef (the full-range forms' denormal
+//     fix-ups gone: per output one FSETP and two FMUL fewer, 912 SASS instructions in the kernel
+//     instead of 1104; same results but for denormals): 0.989x (32768), 0.990x (49356); with it,
+//     raster groups of 32 row tiles: 1.001x / 0.997x; the SiLU as g/2 (1 + tanh(g/2)) on
+//     tanh.approx (one SFU op per output, 784 instructions, a larger absolute error for g << 0):
+//     1.018x / 1.006x (call 3). None is a gain beyond the noise of these ratios (unfused over
+//     coop, the same pair of ops, read 0.904x-0.914x across the three calls).
+//   - Main loop alone against the whole kernel (calls 2 / 3): 1.045x / 1.049x (32768), 1.046x /
+//     1.047x (49356).
+//   - Call 1 ran every round's ops in a fixed order and cluster 2, timed right after the slow
+//     2-steps-behind variant, read 1.026x (32768) and 1.095x (49356); with the order shuffled per
+//     round (calls 2 and 3, now the bench's way) it reads 1.005x / 1.004x.
+//   The code of these variants is in commit 93aa932 on branch swiglu-epi (kStaggeredLag1/2,
+//   kStaggeredTileStart, kCooperativeCluster4/8, kCooperativeFtz, kCooperativeFtzGroup32,
+//   kCooperativeTanh), not kept here.
 //
 // Tested by tests/unit/kernels/gemm_swiglu_test.cc; timed against cuBLASLt gate-up + SiluMul by
 // tests/bench/gemm_swiglu_bench.cc (sieve-gemm-swiglu-bench).
@@ -98,43 +129,17 @@ constexpr int kProducerRegs = 40;
 constexpr int kConsumerRegs = 232;
 constexpr int kBlockM = 128;  // rows of x per tile
 constexpr int kBlockK = 64;   // k per stage: one 128-byte swizzled row of bf16
-constexpr int kGroupM = 16;   // row tiles per raster group (kCooperativeFtzGroup32: 32)
+constexpr int kGroupM = 16;   // row tiles per raster group
 constexpr int kOutBox = 64;   // output TMA box: 64 columns x 64 rows
 constexpr int kOutBoxBytes = kOutBox * kOutBox * 2;
 constexpr int kATileBytes = kBlockM * kBlockK * 2;
 static_assert(kSwigluBlock == 64, "the epilogue pairs accumulator columns c and c + 64");
 
-// How the epilogue evaluates silu(g) * u (see SiluTimes).
-enum class SiluForm { kFullRange, kFtz, kTanh };
-
 template <GemmSwigluSchedule kSchedule>
 struct Sm90Config {
-  static constexpr bool kFtz = kSchedule == GemmSwigluSchedule::kCooperativeFtz ||
-                               kSchedule == GemmSwigluSchedule::kCooperativeFtzGroup32;
-  static constexpr SiluForm kSilu = kFtz ? SiluForm::kFtz
-                                    : kSchedule == GemmSwigluSchedule::kCooperativeTanh
-                                        ? SiluForm::kTanh
-                                        : SiluForm::kFullRange;
-  static constexpr int kGroupRows =
-      kSchedule == GemmSwigluSchedule::kCooperativeFtzGroup32 ? 32 : kGroupM;
   static constexpr bool kPingPong = kSchedule == GemmSwigluSchedule::kPingPong128x128;
-  // Staggered cooperative schedules: k steps that consumer warpgroup 1 trails warpgroup 0 by
-  // (0: the two run in step). At most 2: warpgroup 0's step s + 2 needs the stage that
-  // warpgroup 1 frees after issuing step s - 1 (4 stages), so a larger lag would deadlock.
-  static constexpr int kLag = kSchedule == GemmSwigluSchedule::kStaggeredLag1   ? 1
-                              : kSchedule == GemmSwigluSchedule::kStaggeredLag2 ? 2
-                                                                                : 0;
-  static_assert(kLag <= 2, "the follower's wait would close a cycle with the stage ring");
-  // kStaggeredTileStart: warpgroup 1 starts each tile only once warpgroup 0 has issued step
-  // kStartLag of it, and the two are not coupled after that (only through the ring). At most 3:
-  // warpgroup 0's step 3 needs the stage warpgroup 1 frees at the end of the previous tile.
-  static constexpr int kStartLag = kSchedule == GemmSwigluSchedule::kStaggeredTileStart ? 3 : 0;
-  static_assert(kStartLag <= 3, "the follower's wait would close a cycle with the stage ring");
   // Blocks per cluster (along m): each copies half of every weight tile to both.
-  static constexpr int kCluster = kSchedule == GemmSwigluSchedule::kCooperativeCluster2   ? 2
-                                  : kSchedule == GemmSwigluSchedule::kCooperativeCluster4 ? 4
-                                  : kSchedule == GemmSwigluSchedule::kCooperativeCluster8 ? 8
-                                                                                          : 1;
+  static constexpr int kCluster = kSchedule == GemmSwigluSchedule::kCooperativeCluster2 ? 2 : 1;
   static constexpr int kBlockN = kPingPong ? 128 : 256;  // weight rows per tile
   static constexpr int kStages = kPingPong ? 6 : 4;
   static constexpr int kBTileBytes = kBlockN * kBlockK * 2;
@@ -363,31 +368,8 @@ __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
 
 // silu(g) * u in fp32: g / (1 + e^-g) with ex2.approx and the approximate division (for
 // g < -88, e^-g = inf and the quotient is -0, as the exact formula's limit).
-// kFullRange: __expf and __fdividef, i.e. ex2.approx.f32 and div.approx.f32, whose full-range
-// (non-ftz) forms add instructions around the SFU op to scale denormal inputs and results.
-// kFtz: the same formula on ex2.approx.ftz.f32 and rcp.approx.ftz.f32 (one SFU op each, nothing
-// around them); differs only where an intermediate is denormal: e^-g for g > 87 (then 0, and the
-// sigmoid 1, as fp32 rounds it anyway) and 1 / (1 + e^-g) for g < -87 (0 where the full-range
-// form gives a result below 2^-126 in magnitude).
-// kTanh: silu(g) = g / 2 (1 + tanh(g / 2)) on tanh.approx.f32, one SFU op and 3 FP32 ops; its
-// absolute error (tanh's, ~2^-11) scaled by |g u| / 2 is not small relative to silu(g) * u for
-// g << 0 (a lab variant; not a default).
-template <SiluForm kForm>
 __device__ __forceinline__ float SiluTimes(float g, float u) {
-  if constexpr (kForm == SiluForm::kFullRange) {
-    return __fdividef(g, 1.f + __expf(-g)) * u;
-  } else if constexpr (kForm == SiluForm::kFtz) {
-    float e, r;
-    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(e) : "f"(g * -1.4426950408889634f));
-    asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(r) : "f"(1.f + e));
-    return g * r * u;
-  } else {
-    const float h = 0.5f * g;
-    float t;
-    asm("tanh.approx.f32 %0, %1;\n" : "=f"(t) : "f"(h));
-    const float hu = h * u;
-    return fmaf(hu, t, hu);
-  }
+  return __fdividef(g, 1.f + __expf(-g)) * u;
 }
 
 // One 64 x 64 output box from a 64 x 128 accumulator half (gate columns 0..63, up 64..127) into
@@ -395,7 +377,6 @@ __device__ __forceinline__ float SiluTimes(float g, float u) {
 // the TMA store's 128-byte swizzle reads it). Thread (warp w, lane l) holds rows 16 w + l / 4
 // and + 8, columns 8 i + 2 (l % 4) (+ 1): each 4-byte store of a warp hits 8 rows x 4 words of
 // 8 distinct chunks, i.e. all 32 banks once.
-template <SiluForm kForm>
 __device__ __forceinline__ void EpilogueBox(const float (&d)[64], uint32_t box, int warp,
                                             int lane) {
   const int r = 16 * warp + lane / 4;
@@ -404,10 +385,10 @@ __device__ __forceinline__ void EpilogueBox(const float (&d)[64], uint32_t box, 
   const int sw = r % 8;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
-    const uint32_t v0 = PackBf16(SiluTimes<kForm>(d[4 * i], d[4 * i + 32]),
-                                 SiluTimes<kForm>(d[4 * i + 1], d[4 * i + 33]));
-    const uint32_t v1 = PackBf16(SiluTimes<kForm>(d[4 * i + 2], d[4 * i + 34]),
-                                 SiluTimes<kForm>(d[4 * i + 3], d[4 * i + 35]));
+    const uint32_t v0 =
+        PackBf16(SiluTimes(d[4 * i], d[4 * i + 32]), SiluTimes(d[4 * i + 1], d[4 * i + 33]));
+    const uint32_t v1 =
+        PackBf16(SiluTimes(d[4 * i + 2], d[4 * i + 34]), SiluTimes(d[4 * i + 3], d[4 * i + 35]));
     const uint32_t chunk = static_cast<uint32_t>((i ^ sw) << 4);
     asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(row0 + chunk), "r"(v0) : "memory");
     asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(row1 + chunk), "r"(v1) : "memory");
@@ -417,10 +398,10 @@ __device__ __forceinline__ void EpilogueBox(const float (&d)[64], uint32_t box, 
 // Cluster tile t of the raster: groups of kGroupM rows of blocks (fewer in the last group),
 // column-major within a group. Returns the first row of x of block `rank` of the cluster and
 // the first row of the interleaved weight.
-template <int kCluster, int kGroupRows>
+template <int kCluster>
 __device__ __forceinline__ void TileAt(const Problem& p, int t, int block_n, int rank, int& m0,
                                        int& n0) {
-  constexpr int kGroup = kGroupRows / kCluster;
+  constexpr int kGroup = kGroupM / kCluster;
   const int per_group = kGroup * p.num_n_tiles;
   const int group = t / per_group;
   const int first_m = group * kGroup;
@@ -438,13 +419,6 @@ __device__ __forceinline__ void TileAt(const Problem& p, int t, int block_n, int
 // warpgroup's arrival once that one has issued its whole main loop).
 constexpr int kStagingBarrier = 1;
 constexpr int kOrderBarrier = 3;
-// Staggered schedules: warpgroup 0 arrives on kLagBarrier + (s % kLagBarriers) once it has
-// issued its s-th k step (counted over the block's tiles), warpgroup 1 waits there (256 threads).
-// A barrier id is reused only after its previous generation completed: warpgroup 0 can be at
-// most 4 steps (the ring) ahead of warpgroup 1's waits, so 8 ids leave a margin.
-constexpr int kLagBarrier = 5;
-constexpr int kLagBarriers = 8;
-static_assert(kLagBarrier + kLagBarriers <= 16, "sm_90 has 16 named barriers");
 
 // Lab switch (kLab bits; LaunchGemmSwigluSm90 runs kLab = 0), for timing only:
 constexpr int kLabSkipEpilogue = 1;  // diagnostic, wrong results: no SiLU and no stores
@@ -496,7 +470,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       int st = 0, round = 0;
       for (int tile = cluster_id; tile < p.num_tiles; tile += num_clusters) {
         int m0, n0;
-        TileAt<kCluster, C::kGroupRows>(p, tile, C::kBlockN, rank, m0, n0);
+        TileAt<kCluster>(p, tile, C::kBlockN, rank, m0, n0);
         for (int kb = 0; kb < p.num_k_blocks; ++kb) {
           // In a cluster this also waits for the other block's consumers (they arrive here).
           if (round > 0) MbarWait(empty(st), (round - 1) & 1);
@@ -538,13 +512,6 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     };
 
-    // Staggered: warpgroup 0 leads, warpgroup 1 issues k step kb of a tile only once warpgroup 0
-    // has issued step min(kb + kLag, num_k_blocks - 1) of it. Warpgroup 0 thus finishes each
-    // tile's main loop kLag steps early and its epilogue overlaps warpgroup 1's last steps;
-    // warpgroup 1's epilogue overlaps warpgroup 0's first steps of the next tile (the producer
-    // has them loaded).
-    int lag_signal = 0;  // leader: arrivals so far; follower: waits so far (the same sequence)
-    auto lag_barrier = [&] { return kLagBarrier + (lag_signal++ % kLagBarriers); };
     // Cooperative: every tile of the block, rows 64 cw.. of it. Ping-pong: the block's tiles
     // j = cw, cw + 2, ... (the ring position of tile j's first stage is j * num_k_blocks).
     const int tile_step = C::kPingPong ? 2 * num_clusters : num_clusters;
@@ -552,7 +519,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int tile = cluster_id + (C::kPingPong ? cw * num_clusters : 0); tile < p.num_tiles;
          tile += tile_step, j += C::kPingPong ? 2 : 1) {
       int m0, n0;
-      TileAt<kCluster, C::kGroupRows>(p, tile, C::kBlockN, rank, m0, n0);
+      TileAt<kCluster>(p, tile, C::kBlockN, rank, m0, n0);
       const int it0 = j * p.num_k_blocks;
       int st = it0 % kStages, round = it0 / kStages;
       int prev_st = 0;
@@ -564,21 +531,6 @@ __global__ void __launch_bounds__(kThreads, 1)
         if (j > 0) NamedBarrierSync(kOrderBarrier + cw, 256);
       }
       for (int kb = 0; kb < p.num_k_blocks; ++kb) {
-        if constexpr (C::kLag > 0) {
-          // The follower takes the leader's signals up to step min(kb + kLag, last) of this
-          // tile: all of 0..min(kLag, last) before step 0, then one per step (num_k_blocks in all).
-          if (cw == 1) {
-            if (kb == 0) {
-              const int first = min(C::kLag, p.num_k_blocks - 1);
-              for (int s = 0; s <= first; ++s) NamedBarrierSync(lag_barrier(), 256);
-            } else if (kb + C::kLag < p.num_k_blocks) {
-              NamedBarrierSync(lag_barrier(), 256);
-            }
-          }
-        }
-        if constexpr (C::kStartLag > 0) {
-          if (cw == 1 && kb == 0) NamedBarrierSync(lag_barrier(), 256);
-        }
         MbarWait(full(st), round & 1);
         WgmmaFence();
 #pragma unroll
@@ -593,14 +545,6 @@ __global__ void __launch_bounds__(kThreads, 1)
           }
         }
         WgmmaCommit();
-        if constexpr (C::kLag > 0) {
-          if (cw == 0) NamedBarrierArrive(lag_barrier(), 256);
-        }
-        if constexpr (C::kStartLag > 0) {
-          if (cw == 0 && kb == min(C::kStartLag, p.num_k_blocks - 1)) {
-            NamedBarrierArrive(lag_barrier(), 256);
-          }
-        }
         WgmmaWait<1>();  // k step kb - 1 has completed: free its stage
         if (kb > 0) release(prev_st);
         prev_st = st;
@@ -626,8 +570,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         // The previous store of this warpgroup has read the staging buffer.
         if (t == 0) BulkWaitRead();
         NamedBarrierSync(kStagingBarrier + cw, 128);
-        EpilogueBox<C::kSilu>(acc0, out_s, warp, lane);
-        EpilogueBox<C::kSilu>(acc1, out_s + kOutBoxBytes, warp, lane);
+        EpilogueBox(acc0, out_s, warp, lane);
+        EpilogueBox(acc1, out_s + kOutBoxBytes, warp, lane);
         FenceProxyAsync();
         NamedBarrierSync(kStagingBarrier + cw, 128);
         if (t == 0) {
@@ -812,7 +756,7 @@ cudaError_t LaunchSm90(const GemmSwigluArgs& a, cudaStream_t stream) {
 }
 
 // The schedule LaunchGemmSwigluSm90 runs without one named.
-constexpr GemmSwigluSchedule kDefaultSchedule = GemmSwigluSchedule::kCooperativeFtz;
+constexpr GemmSwigluSchedule kDefaultSchedule = GemmSwigluSchedule::kCooperative128x256;
 
 }  // namespace
 
@@ -871,22 +815,6 @@ cudaError_t LaunchGemmSwigluSm90(const GemmSwigluArgs& a, GemmSwigluSchedule sch
       return LaunchSm90<GemmSwigluSchedule::kPingPong128x128>(a, stream);
     case GemmSwigluSchedule::kCooperativeCluster2:
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster2>(a, stream);
-    case GemmSwigluSchedule::kStaggeredLag1:
-      return LaunchSm90<GemmSwigluSchedule::kStaggeredLag1>(a, stream);
-    case GemmSwigluSchedule::kStaggeredLag2:
-      return LaunchSm90<GemmSwigluSchedule::kStaggeredLag2>(a, stream);
-    case GemmSwigluSchedule::kStaggeredTileStart:
-      return LaunchSm90<GemmSwigluSchedule::kStaggeredTileStart>(a, stream);
-    case GemmSwigluSchedule::kCooperativeCluster4:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster4>(a, stream);
-    case GemmSwigluSchedule::kCooperativeCluster8:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster8>(a, stream);
-    case GemmSwigluSchedule::kCooperativeFtz:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeFtz>(a, stream);
-    case GemmSwigluSchedule::kCooperativeTanh:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeTanh>(a, stream);
-    case GemmSwigluSchedule::kCooperativeFtzGroup32:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeFtzGroup32>(a, stream);
   }
   return cudaErrorNotSupported;
 }
@@ -902,22 +830,6 @@ cudaError_t LaunchGemmSwigluSm90MainLoopOnly(const GemmSwigluArgs& a, GemmSwiglu
       return LaunchSm90<GemmSwigluSchedule::kPingPong128x128, kLabSkipEpilogue>(a, stream);
     case GemmSwigluSchedule::kCooperativeCluster2:
       return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster2, kLabSkipEpilogue>(a, stream);
-    case GemmSwigluSchedule::kStaggeredLag1:
-      return LaunchSm90<GemmSwigluSchedule::kStaggeredLag1, kLabSkipEpilogue>(a, stream);
-    case GemmSwigluSchedule::kStaggeredLag2:
-      return LaunchSm90<GemmSwigluSchedule::kStaggeredLag2, kLabSkipEpilogue>(a, stream);
-    case GemmSwigluSchedule::kStaggeredTileStart:
-      return LaunchSm90<GemmSwigluSchedule::kStaggeredTileStart, kLabSkipEpilogue>(a, stream);
-    case GemmSwigluSchedule::kCooperativeCluster4:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster4, kLabSkipEpilogue>(a, stream);
-    case GemmSwigluSchedule::kCooperativeCluster8:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeCluster8, kLabSkipEpilogue>(a, stream);
-    case GemmSwigluSchedule::kCooperativeFtz:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeFtz, kLabSkipEpilogue>(a, stream);
-    case GemmSwigluSchedule::kCooperativeTanh:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeTanh, kLabSkipEpilogue>(a, stream);
-    case GemmSwigluSchedule::kCooperativeFtzGroup32:
-      return LaunchSm90<GemmSwigluSchedule::kCooperativeFtzGroup32, kLabSkipEpilogue>(a, stream);
   }
   return cudaErrorNotSupported;
 }
