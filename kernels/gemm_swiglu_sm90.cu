@@ -68,6 +68,37 @@
 // move a third more bytes per FLOP. Tried and not kept: the SiLU's reciprocal by two Newton steps
 // on the FMA pipe instead of the SFU (798 / 788 / 788 vs 800 / 798 / 790 TFLOP/s in the same call,
 // no gain).
+// Overlapping the epilogue, and other attempts (branch swiglu-epi, three device calls on an H100
+// SXM, k 4096, inter 14336; "vs coop" = median per-round ratio of kCooperative128x256's time
+// over the variant's in the same round; every variant passed GemmSwigluTest.GpuMatchesRef and
+// the bench's check): none beat kCooperative128x256, which stays the default. nvidia-smi every
+// 250 ms showed the card at its 700 W limit through the timed rounds (mean 1363 and 1312 MHz at
+// 698 and 695 W in calls 2 and 3, against 1980 MHz idle): the kernel is power-bound, so idle
+// tensor cores during the epilogue cost less than their share of the time suggests.
+//   - Consumer warpgroup 1 kept 1 k step behind warpgroup 0 (named barriers, one per k step), so
+//     that each one's epilogue overlaps the other's MMAs: m 32768 0.966x / 0.972x, m 49356 0.992x
+//     / 0.966x (calls 1 / 2); 2 steps behind: 0.616x (32768), 0.652x (49356) (call 1; presumably
+//     warpgroup 0 then finds its next stage not yet loaded: with 4 stages, it issues step s + 2
+//     about one step after warpgroup 1 freed the stage it needs). Held back only at each tile's
+//     start (warpgroup 1 waits for warpgroup 0's step 3, then runs free): 0.995x (32768), 0.994x
+//     (49356).
+//   - Weight-tile multicast in clusters of 4 / 8 blocks: 0.907x / 0.911x (32768), 0.895x / 0.890x
+//     (49356); clusters of 2 (kCooperativeCluster2): 1.005x / 1.004x (call 2).
+//   - The SiLU on ex2/rcp.approx.ftz instead of __expf/__fdividef (the full-range forms' denormal
+//     fix-ups gone: per output one FSETP and two FMUL fewer, 912 SASS instructions in the kernel
+//     instead of 1104; same results but for denormals): 0.989x (32768), 0.990x (49356); with it,
+//     raster groups of 32 row tiles: 1.001x / 0.997x; the SiLU as g/2 (1 + tanh(g/2)) on
+//     tanh.approx (one SFU op per output, 784 instructions, a larger absolute error for g << 0):
+//     1.018x / 1.006x (call 3). None is a gain beyond the noise of these ratios (unfused over
+//     coop, the same pair of ops, read 0.904x-0.914x across the three calls).
+//   - Main loop alone against the whole kernel (calls 2 / 3): 1.045x / 1.049x (32768), 1.046x /
+//     1.047x (49356).
+//   - Call 1 ran every round's ops in a fixed order and cluster 2, timed right after the slow
+//     2-steps-behind variant, read 1.026x (32768) and 1.095x (49356); with the order shuffled per
+//     round (calls 2 and 3, now the bench's way) it reads 1.005x / 1.004x.
+//   The code of these variants is in commit 93aa932 on branch swiglu-epi (kStaggeredLag1/2,
+//   kStaggeredTileStart, kCooperativeCluster4/8, kCooperativeFtz, kCooperativeFtzGroup32,
+//   kCooperativeTanh), not kept here.
 //
 // Tested by tests/unit/kernels/gemm_swiglu_test.cc; timed against cuBLASLt gate-up + SiluMul by
 // tests/bench/gemm_swiglu_bench.cc (sieve-gemm-swiglu-bench).

@@ -10,11 +10,13 @@
 // fused output is compared with the unfused one over every element: max |a - b|, max relative
 // difference (|a - b| / max(|b|, 1e-2)) and ‖a - b‖ / ‖b‖. The two differ by design: the unfused
 // path rounds g and u to bf16 before the SiLU, the fused kernel keeps them in fp32.
-// Timing: 2 warm-ups of every op, then --reps rounds (default 20) that run every op once, each
-// run after a 256 MiB write that evicts L2 and bracketed by CUDA events; the median and minimum
-// per op are reported, and "vs unfused" is the median over rounds of the unfused time divided by
-// the op's time in the same round (the card throttles under sustained GEMMs: interleaving the
-// ops gives each the same clocks, where timing one op after another did not).
+// Timing: 2 warm-ups of every op, then --reps rounds (default 20) that run every op once, in a
+// random order per round, each run after a 256 MiB write that evicts L2 and bracketed by CUDA
+// events; the median and minimum per op are reported, and "vs unfused" is the median over rounds of
+// the unfused time divided by the op's time in the same round (the card throttles under sustained
+// GEMMs: interleaving the ops gives each the same clocks, where timing one op after another did
+// not); "vs coop" likewise against "fused coop 128x256" (kCooperative128x256, the schedule
+// LaunchGemmSwigluSm90 runs).
 //
 //   ./build-gpu/tests/sieve-gemm-swiglu-bench [--reps N] [--m M]...   (--m repeatable)
 //
@@ -29,6 +31,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -156,6 +159,7 @@ int Main(int argc, char** argv) {
         return LaunchGemmSwigluSm90(args, schedule, nullptr);
       }
     };
+    // variants[0] must stay kCooperative128x256: the "vs coop" column divides by it.
     const Variant variants[] = {
         {"fused coop 128x256", GemmSwigluSchedule::kCooperative128x256},
         {"fused coop 128x256 cluster 2", GemmSwigluSchedule::kCooperativeCluster2},
@@ -231,8 +235,16 @@ int Main(int argc, char** argv) {
     for (Op& op : ops) {
       for (int i = 0; i < 2; ++i) op.run();  // warm-up
     }
+    // Each round runs the ops in a fresh random order (fixed seed): the card is held at its
+    // power limit and an op's clocks depend on what ran just before it (in a fixed order, the op
+    // after a slow one ran measurably faster), so no op may always follow the same one.
+    std::vector<size_t> order(ops.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::mt19937 rng(12345);
     for (int rep = 0; rep < reps; ++rep) {
-      for (Op& op : ops) {
+      std::shuffle(order.begin(), order.end(), rng);
+      for (const size_t o : order) {
+        Op& op = ops[o];
         SIEVE_CUDA_CHECK(cudaMemsetAsync(flush.get(), rep & 0xff, flush.bytes(), nullptr));
         SIEVE_CUDA_CHECK(cudaEventRecord(start, nullptr));
         op.run();
@@ -249,22 +261,27 @@ int Main(int argc, char** argv) {
       std::sort(v.begin(), v.end());
       return double(v[v.size() / 2]);
     };
-    std::printf("%6s  %-42s %10s %10s %9s %9s\n", "m", "op", "median us", "min us", "TFLOP/s",
-                "vs unfused");
+    std::printf("%6s  %-42s %10s %10s %9s %9s %9s\n", "m", "op", "median us", "min us", "TFLOP/s",
+                "vs unfused", "vs coop");
     const std::vector<float>& unfused = ops[2].ms;
+    const std::vector<float>& coop = ops[3].ms;  // variants[0]: kCooperative128x256
     for (size_t o = 0; o < ops.size(); ++o) {
       const Op& op = ops[o];
       const double med = median(op.ms);
       const double mn = *std::min_element(op.ms.begin(), op.ms.end());
       // Median over rounds of (unfused time / this op's time) in the same round.
-      std::vector<float> ratio;
-      for (int r = 0; r < reps; ++r) ratio.push_back(unfused[r] / op.ms[r]);
+      std::vector<float> ratio, ratio_coop;
+      for (int r = 0; r < reps; ++r) {
+        ratio.push_back(unfused[r] / op.ms[r]);
+        ratio_coop.push_back(coop[r] / op.ms[r]);
+      }
       std::printf("%6lld  %-42s %10.1f %10.1f", static_cast<long long>(m), op.name.c_str(),
                   med * 1e3, mn * 1e3);
       if (o == 1) {
         std::printf(" %7.0f GB/s\n", 3.0 * m * kInter * 2 / (med * 1e-3) / 1e9);
       } else {
-        std::printf(" %9.1f %8.3fx\n", flop / (med * 1e-3) / 1e12, median(ratio));
+        std::printf(" %9.1f %8.3fx %8.3fx\n", flop / (med * 1e-3) / 1e12, median(ratio),
+                    median(ratio_coop));
       }
     }
     std::fflush(stdout);
