@@ -113,16 +113,12 @@
 
 #include "kernels/cuda_util.cuh"
 #include "kernels/gemm_swiglu.h"
-
-// wgmma and setmaxnreg exist only in the architecture-specific sm_90a target.
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define SIEVE_GEMM_SWIGLU_SM90A 1
-#else
-#define SIEVE_GEMM_SWIGLU_SM90A 0
-#endif
+#include "kernels/sm90.cuh"
 
 namespace sieve::kernels {
 namespace {
+
+using namespace sm90;  // NOLINT: the shared Hopper primitives
 
 constexpr int kThreads = 384;  // producer warpgroup + 2 consumer warpgroups
 constexpr int kProducerRegs = 40;
@@ -171,41 +167,7 @@ struct Problem {
   int num_m_tiles, num_n_tiles, num_tiles, num_k_blocks;
 };
 
-#if SIEVE_GEMM_SWIGLU_SM90A
-
-__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// ---- mbarrier ------------------------------------------------------------------------------
-
-__device__ __forceinline__ void MbarInit(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void MbarArrive(uint32_t bar) {
-  asm volatile("{\n .reg .b64 state;\n mbarrier.arrive.shared::cta.b64 state, [%0];\n}\n" ::"r"(bar)
-               : "memory");
-}
-
-// Blocks until the barrier's phase with parity `parity` has completed.
-__device__ __forceinline__ void MbarWait(uint32_t bar, uint32_t parity) {
-  uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        " selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(bar), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-
-// Arrives on `bar` and adds `bytes` to the transaction count its current phase waits for.
-__device__ __forceinline__ void MbarArriveExpectTx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes)
-               : "memory");
-}
+#if SIEVE_SM90A
 
 // ---- copies --------------------------------------------------------------------------------
 
@@ -277,18 +239,6 @@ __device__ __forceinline__ void BulkWaitAll() {
   asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
 }
 
-// Orders this thread's generic-proxy shared-memory writes before later async-proxy (TMA) reads.
-__device__ __forceinline__ void FenceProxyAsync() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-
-__device__ __forceinline__ void NamedBarrierSync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-__device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
-  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
-
 // ---- wgmma ---------------------------------------------------------------------------------
 
 // Shared-memory matrix descriptor, 128-byte swizzle, K-major: start address, leading byte offset
@@ -296,17 +246,6 @@ __device__ __forceinline__ void NamedBarrierArrive(int id, int threads) {
 __device__ __forceinline__ uint64_t Desc(uint32_t addr) {
   return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | (uint64_t{16 >> 4} << 16) |
          (uint64_t{1024 >> 4} << 32) | (uint64_t{1} << 62);
-}
-
-__device__ __forceinline__ void WgmmaFence() {
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void WgmmaCommit() {
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-}
-template <int kPending>
-__device__ __forceinline__ void WgmmaWait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
 }
 
 #define SIEVE_WG_D8(d, i)                                                                     \
@@ -361,11 +300,6 @@ __device__ __forceinline__ void RegisterFence(float (&d)[64]) {
 #undef SIEVE_WG_REGS0_63
 #undef SIEVE_WG_REGS64_127
 
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
 // silu(g) * u in fp32: g / (1 + e^-g) with ex2.approx and the approximate division (for
 // g < -88, e^-g = inf and the quotient is -0, as the exact formula's limit).
 __device__ __forceinline__ float SiluTimes(float g, float u) {
@@ -411,7 +345,7 @@ __device__ __forceinline__ void TileAt(const Problem& p, int t, int block_n, int
   n0 = (local / group_m) * block_n;
 }
 
-#endif  // SIEVE_GEMM_SWIGLU_SM90A
+#endif  // SIEVE_SM90A
 
 // Named barriers (0 is __syncthreads): kStagingBarrier + c orders consumer warpgroup c's
 // staging-buffer writes around its TMA store (128 threads); in the ping-pong schedule
@@ -426,7 +360,7 @@ constexpr int kLabSkipEpilogue = 1;  // diagnostic, wrong results: no SiLU and n
 template <GemmSwigluSchedule kSchedule, int kLab = 0>
 __global__ void __launch_bounds__(kThreads, 1)
     GemmSwigluSm90Kernel(const Problem p, const __grid_constant__ Sm90Maps maps) {
-#if SIEVE_GEMM_SWIGLU_SM90A
+#if SIEVE_SM90A
   using C = Sm90Config<kSchedule>;
   constexpr int kStages = C::kStages;
   constexpr int kCluster = C::kCluster;
@@ -632,27 +566,6 @@ cudaError_t LaunchInterleave(const SwigluInterleaveArgs& a, int64_t row_bytes,
 bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 // ---- host ----------------------------------------------------------------------------------
-
-// cuTensorMapEncodeTiled, from the driver through the runtime (no link against libcuda);
-// nullptr when the driver does not have it.
-using TensorMapEncodeTiledFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
-                                            const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
-                                            const cuuint32_t*, CUtensorMapInterleave,
-                                            CUtensorMapSwizzle, CUtensorMapL2promotion,
-                                            CUtensorMapFloatOOBfill);
-TensorMapEncodeTiledFn TensorMapEncoder() {
-  static const TensorMapEncodeTiledFn fn = []() -> TensorMapEncodeTiledFn {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
-                                         &found) != cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      return nullptr;
-    }
-    return reinterpret_cast<TensorMapEncodeTiledFn>(p);
-  }();
-  return fn;
-}
 
 // A map of the bf16 matrix [rows, cols] at `base` (row stride in elements), boxes of box_cols x
 // box_rows, 128-byte swizzle (box_cols * 2 must be 128).
