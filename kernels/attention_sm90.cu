@@ -838,27 +838,11 @@ bool AttentionSm90ArgsOk(const AttentionArgs& a) {
 }
 
 bool AttentionSm90DeviceOk() {
-  // Per device: 0 = not yet asked, 1 = yes, 2 = no.
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int8_t> cache[kMaxDevices] = {};
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
-  int8_t v = cache[dev].load(std::memory_order_relaxed);
-  if (v == 0) {
-    int major = 0, minor = 0;
-    cudaFuncAttributes attr{};
-    const bool ok =
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-        major == 9 && minor == 0 && TensorMapEncoder() != nullptr &&
-        cudaFuncGetAttributes(
-            &attr, AttentionPrefillSm90Kernel<kLaunchStages, kLaunchPingPong, kLaunchItems>) ==
-            cudaSuccess &&
-        attr.binaryVersion == 90;
-    v = ok ? 1 : 2;
-    cache[dev].store(v, std::memory_order_relaxed);
-  }
-  return v == 1;
+  static std::atomic<int8_t> cache[kMaxCachedDevices] = {};
+  return KernelRunsHere(
+      reinterpret_cast<const void*>(
+          AttentionPrefillSm90Kernel<kLaunchStages, kLaunchPingPong, kLaunchItems>),
+      cache);
 }
 
 cudaError_t LaunchAttentionSm90(const AttentionArgs& a, cudaStream_t stream) {

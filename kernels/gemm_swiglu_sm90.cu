@@ -696,25 +696,9 @@ bool GemmSwigluSm90Ok(const GemmSwigluArgs& a) {
 }
 
 bool GemmSwigluSm90DeviceOk() {
-  // Per device: 0 = not yet asked, 1 = yes, 2 = no.
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int8_t> cache[kMaxDevices] = {};
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) return false;
-  int8_t v = cache[dev].load(std::memory_order_relaxed);
-  if (v == 0) {
-    int major = 0, minor = 0;
-    cudaFuncAttributes attr{};
-    const bool ok =
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-        major == 9 && minor == 0 && TensorMapEncoder() != nullptr &&
-        cudaFuncGetAttributes(&attr, GemmSwigluSm90Kernel<kDefaultSchedule>) == cudaSuccess &&
-        attr.binaryVersion == 90;
-    v = ok ? 1 : 2;
-    cache[dev].store(v, std::memory_order_relaxed);
-  }
-  return v == 1;
+  static std::atomic<int8_t> cache[kMaxCachedDevices] = {};
+  return KernelRunsHere(reinterpret_cast<const void*>(GemmSwigluSm90Kernel<kDefaultSchedule>),
+                        cache);
 }
 
 cudaError_t LaunchGemmSwigluSm90(const GemmSwigluArgs& a, GemmSwigluSchedule schedule,

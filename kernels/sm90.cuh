@@ -1,7 +1,8 @@
 // Hopper (sm_90a) building blocks shared by our warp-specialized kernels
 // (kernels/attention_sm90.cu, kernels/gemm_swiglu_sm90.cu); included only by .cu files.
 //   - host: cuTensorMapEncodeTiled, fetched from the driver through the runtime
-//     (cudaGetDriverEntryPointByVersion), so no binary links against libcuda;
+//     (cudaGetDriverEntryPointByVersion), so no binary links against libcuda; whether a kernel's
+//     sm_90a code runs on the current device;
 //   - device, compiled only for the architecture-specific target (SIEVE_SM90A): shared-memory
 //     addresses, mbarrier init / arrive / wait / expect_tx, the async-proxy fence, named
 //     barriers, the wgmma fence / commit / wait, and bf16 packing.
@@ -13,6 +14,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 
 // wgmma, setmaxnreg and friends exist only in the architecture-specific sm_90a target.
@@ -43,6 +45,29 @@ inline TensorMapEncodeTiledFn TensorMapEncoder() {
     return reinterpret_cast<TensorMapEncodeTiledFn>(p);
   }();
   return fn;
+}
+
+// Whether the current device runs `kernel`, an sm_90a kernel of this binary: compute capability
+// 9.0, cuTensorMapEncodeTiled in the driver, and sm_90a code for the kernel (a build for other
+// targets has none). Answers are cached per device in `cache`, one array per kernel (0 = not
+// asked yet, 1 = yes, 2 = no).
+constexpr int kMaxCachedDevices = 64;
+inline bool KernelRunsHere(const void* kernel, std::atomic<int8_t> (&cache)[kMaxCachedDevices]) {
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxCachedDevices) return false;
+  int8_t v = cache[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    int major = 0, minor = 0;
+    cudaFuncAttributes attr{};
+    const bool ok =
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
+        major == 9 && minor == 0 && TensorMapEncoder() != nullptr &&
+        cudaFuncGetAttributes(&attr, kernel) == cudaSuccess && attr.binaryVersion == 90;
+    v = ok ? 1 : 2;
+    cache[dev].store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
 }
 
 #if SIEVE_SM90A
