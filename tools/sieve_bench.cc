@@ -9,8 +9,9 @@
 //       the local prefill of every chunk (the same work as HF chunked prefill in parallel mode):
 //       seconds, tokens/s, TFLOP/s and MFU against the GEMM rate measured in the same run;
 //       --breakdown adds a profiled run split by op (gemm, attention, norm, rope, scoring, ...);
-//       --residual-dtype f32|bf16 overrides the backend's residual stream and --gemm-tuning off
-//       keeps cuBLASLt's first algorithm (worker/backend.h BackendOptions)
+//       --residual-dtype f32|bf16 overrides the backend's residual stream and --gemm-tuning on
+//       times cuBLASLt's candidate algorithms once per size class (worker/backend.h
+//       BackendOptions; off by default)
 //   sieve-bench decode  --model DIR [--random-weights S] [--prompt-tokens 24576] [--steps 64]
 //                       [--breakdown]
 //       ms per generated token at batch 1 with a prompt-sized cache (SCOPE off)
@@ -271,7 +272,7 @@ int Prefill(const Args& args) {
                       {"chunks", chunks.size()},
                       {"forwards", forwards},
                       {"residual_dtype", DTypeName(be.residual_dtype())},
-                      {"gemm_tuning", args.GetOr("gemm-tuning", "on")},
+                      {"gemm_tuning", args.GetOr("gemm-tuning", "off")},
                       {"seconds", med},
                       {"tok_per_s", n / med},
                       {"tflops", tflops},

@@ -125,6 +125,11 @@ class Backend {
   // CUDA backend: CublasLtGemm::Tune; a no-op elsewhere and for a class already tuned). Runs
   // the product, so args.y is overwritten; waits for the device. Not for inside a forward.
   virtual void TuneGemm(const kernels::GemmArgs& args) { (void)args; }
+  // Whether TuneGemm would time anything for args (tuning on, and args' class not tuned yet).
+  virtual bool GemmNeedsTuning(const kernels::GemmArgs& args) const {
+    (void)args;
+    return false;
+  }
   virtual void SiluMul(const kernels::SiluMulArgs& args) = 0;
   // The gate-up projection with SwiGLU in its epilogue (kernels/gemm_swiglu.h), when this
   // backend has a kernel for `args` (args.w in the swiglu_block() layout): true once queued;
@@ -153,8 +158,11 @@ struct BackendOptions {
   // than an fp32 stream beside bf16 activations). kF32 on CUDA keeps more precision and costs
   // ~0.1 s per 128K prefill of an 8B model. The CPU backend supports kF32 only.
   std::optional<DType> residual_dtype;
-  // Whether TuneGemm times the GEMM candidates (CUDA); off keeps cuBLASLt's heuristic choice.
-  bool tune_gemms = true;
+  // Whether TuneGemm times the GEMM candidates (CUDA) instead of keeping cuBLASLt's heuristic
+  // choice. Off by default: on the H100 the 128K prefill measured no faster with it (3.303 s
+  // against 3.291-3.297 s, alternating runs of one call, bench/RESULTS.md section 1), while the
+  // first prefill of each size class pays ~1.5 s for the timing.
+  bool tune_gemms = false;
 };
 
 std::unique_ptr<Backend> MakeCpuBackend();

@@ -490,9 +490,12 @@ class CudaBackend final : public Backend {
                 cublasGetStatusString(gemm_->last_status()));
     SIEVE_SYNC_CHECK(stream_.get());
   }
+  bool GemmNeedsTuning(const kernels::GemmArgs& a) const override {
+    return tune_gemms_ && !gemm_->Tuned(a);
+  }
   void TuneGemm(const kernels::GemmArgs& a) override {
     DeviceScope scope(device_);
-    if (!tune_gemms_ || gemm_->Tuned(a)) return;
+    if (!GemmNeedsTuning(a)) return;
     int chosen = 0;
     const auto t0 = std::chrono::steady_clock::now();
     const cudaError_t err = gemm_->Tune(a, stream_.get(), &chosen);
@@ -608,7 +611,7 @@ class CudaBackend final : public Backend {
   std::string description_;
   DType residual_dtype_ = DType::kBF16;
   int64_t swiglu_block_ = 0;  // kSwigluBlock when the fused gate-up kernel runs here
-  bool tune_gemms_ = true;
+  bool tune_gemms_ = false;
   StreamPtr stream_;
   std::mutex staging_mu_;
   PinnedStaging staging_;

@@ -53,6 +53,9 @@ class ProfilingBackend final : public Backend {
   void Rope(const kernels::RopeArgs& a) override;
   void Gemm(const kernels::GemmArgs& a) override;
   void TuneGemm(const kernels::GemmArgs& a) override { inner_->TuneGemm(a); }
+  bool GemmNeedsTuning(const kernels::GemmArgs& a) const override {
+    return inner_->GemmNeedsTuning(a);
+  }
   void SiluMul(const kernels::SiluMulArgs& a) override;
   bool GemmSwiglu(const kernels::GemmSwigluArgs& a) override;
   int64_t swiglu_block() const override { return inner_->swiglu_block(); }

@@ -155,6 +155,14 @@ bool Transformer::FusedSwiglu(int layer, ForwardWorkspace& ws, int64_t n) const 
 
 void Transformer::TuneGemms(ForwardWorkspace& ws, int64_t n) const {
   if (n < kTuneMinRows) return;
+  std::vector<kernels::GemmArgs> pending;
+  for (Proj p : {Proj::kQkv, Proj::kO, Proj::kGateUp, Proj::kDown}) {
+    const bool fused =
+        p == Proj::kGateUp && weights_.swiglu_block() > 0 && n >= kFusedSwigluMinRows;
+    const kernels::GemmArgs args = Projection(p, 0, ws, n);
+    if (!fused && backend_.GemmNeedsTuning(args)) pending.push_back(args);
+  }
+  if (pending.empty()) return;
   // Activation-like inputs: the candidates' speed depends on the data (power draw), so timing
   // them on whatever the buffers held (often zeros) could rank them differently.
   const int64_t hidden = config_.hidden_size;
@@ -177,11 +185,7 @@ void Transformer::TuneGemms(ForwardWorkspace& ws, int64_t n) const {
                          .stddev = 1.f,
                          .constant = false});
   }
-  for (Proj p : {Proj::kQkv, Proj::kO, Proj::kGateUp, Proj::kDown}) {
-    const bool fused =
-        p == Proj::kGateUp && weights_.swiglu_block() > 0 && n >= kFusedSwigluMinRows;
-    if (!fused) backend_.TuneGemm(Projection(p, 0, ws, n));
-  }
+  for (const kernels::GemmArgs& args : pending) backend_.TuneGemm(args);
 }
 
 void Transformer::AttentionInput(int layer, ForwardWorkspace& ws, int64_t n) const {

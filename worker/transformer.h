@@ -103,9 +103,10 @@ class Transformer {
   void AttentionOutputAndMlp(int layer, ForwardWorkspace& ws, int64_t n) const;
   void FinalNorm(ForwardWorkspace& ws, int64_t n) const;
 
-  // Times the GEMM algorithms of the four projections at n rows (Backend::TuneGemm), once per
-  // shape class, when n >= kTuneMinRows (smaller products keep the library's heuristic). Call it
-  // on a workspace whose contents do not matter yet: it overwrites qkv, residual and gate_up.
+  // Times the GEMM algorithms of the projections at n rows (Backend::TuneGemm) when the backend
+  // tunes (BackendOptions::tune_gemms) and that shape class is not tuned yet, for
+  // n >= kTuneMinRows (smaller products keep the library's heuristic); otherwise does nothing.
+  // Call it on a workspace whose contents do not matter yet: it may overwrite every buffer.
   static constexpr int64_t kTuneMinRows = 4096;
   void TuneGemms(ForwardWorkspace& ws, int64_t n) const;
 
