@@ -118,20 +118,36 @@ kernels::GemmArgs Transformer::Projection(Proj p, int layer, const ForwardWorksp
   kernels::GemmArgs a{.m = n, .x_dtype = dt, .w_dtype = weights_.dtype(), .y_dtype = dt};
   switch (p) {
     case Proj::kQkv:
-      a.x = ws.normed(), a.w = w.qkv.get(), a.y = ws.qkv();
-      a.n = qkv_layout().row_stride, a.k = hidden;
+      a.x = ws.normed();
+      a.w = w.qkv.get();
+      a.y = ws.qkv();
+      a.n = qkv_layout().row_stride;
+      a.k = hidden;
       break;
     case Proj::kO:  // residual += attn_out · Woᵀ, in the GEMM's epilogue (beta = 1)
-      a.x = ws.attn_out(), a.w = w.o.get(), a.y = ws.residual();
-      a.n = hidden, a.k = config_.q_dim(), a.beta = 1.f, a.y_dtype = backend_.residual_dtype();
+      a.x = ws.attn_out();
+      a.w = w.o.get();
+      a.y = ws.residual();
+      a.n = hidden;
+      a.k = config_.q_dim();
+      a.beta = 1.f;
+      a.y_dtype = backend_.residual_dtype();
       break;
     case Proj::kGateUp:
-      a.x = ws.normed(), a.w = w.gate_up.get(), a.y = ws.gate_up();
-      a.n = 2 * inter, a.k = hidden;
+      a.x = ws.normed();
+      a.w = w.gate_up.get();
+      a.y = ws.gate_up();
+      a.n = 2 * inter;
+      a.k = hidden;
       break;
     case Proj::kDown:  // residual += act · Wdownᵀ
-      a.x = ws.mlp_act(), a.w = w.down.get(), a.y = ws.residual();
-      a.n = hidden, a.k = inter, a.beta = 1.f, a.y_dtype = backend_.residual_dtype();
+      a.x = ws.mlp_act();
+      a.w = w.down.get();
+      a.y = ws.residual();
+      a.n = hidden;
+      a.k = inter;
+      a.beta = 1.f;
+      a.y_dtype = backend_.residual_dtype();
       break;
   }
   a.ldx = a.k;
