@@ -30,6 +30,24 @@ struct GemmArgs {
   DType y_dtype = DType::kF32;
 };
 
+// The arguments of a product over dense rows (ldx = k, ldy = n): y = x · wᵀ + beta * y, x and w
+// of `dtype`.
+inline GemmArgs DenseGemmArgs(const void* x, const void* w, void* y, int64_t m, int64_t n,
+                              int64_t k, DType dtype, DType y_dtype, float beta = 0.f) {
+  return {.x = x,
+          .w = w,
+          .y = y,
+          .m = m,
+          .n = n,
+          .k = k,
+          .ldx = k,
+          .ldy = n,
+          .beta = beta,
+          .x_dtype = dtype,
+          .w_dtype = dtype,
+          .y_dtype = y_dtype};
+}
+
 // Any dtype combination; fast path when all three are fp32.
 void GemmRef(const GemmArgs& args);
 

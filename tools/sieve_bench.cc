@@ -154,17 +154,7 @@ StatusOr<double> MeasureGemm(worker::Backend& be, int64_t m, int64_t k, int64_t 
                  .mean = 0,
                  .stddev = 1,
                  .constant = false});
-  const kernels::GemmArgs args{.x = x.get(),
-                               .w = w.get(),
-                               .y = y.get(),
-                               .m = m,
-                               .n = n,
-                               .k = k,
-                               .ldx = k,
-                               .ldy = n,
-                               .x_dtype = dt,
-                               .w_dtype = dt,
-                               .y_dtype = dt};
+  const kernels::GemmArgs args = kernels::DenseGemmArgs(x.get(), w.get(), y.get(), m, n, k, dt, dt);
   be.Gemm(args);
   SIEVE_RETURN_IF_ERROR(be.Synchronize());
   const int inner = be.kind() == worker::DeviceKind::kCpu ? 1 : 10;

@@ -49,23 +49,6 @@ std::vector<float> ToHost(const void* p, int64_t n, DType dtype) {
   return out;
 }
 
-// y = x · wᵀ (+ beta y) on bf16 operands, dense row strides.
-GemmArgs Bf16Gemm(const DeviceBuffer& x, const DeviceBuffer& w, const DeviceBuffer& y, int64_t m,
-                  int64_t n, int64_t k, DType y_dtype, float beta = 0.f) {
-  return {.x = x.get(),
-          .w = w.get(),
-          .y = y.get(),
-          .m = m,
-          .n = n,
-          .k = k,
-          .ldx = k,
-          .ldy = n,
-          .beta = beta,
-          .x_dtype = DType::kBF16,
-          .w_dtype = DType::kBF16,
-          .y_dtype = y_dtype};
-}
-
 int Prefill(int64_t m) {
   struct Shape {
     const char* name;
@@ -93,7 +76,8 @@ int Prefill(int64_t m) {
     if (s.residual) epilogues.insert(epilogues.end(), {{DType::kBF16, 1.f}, {DType::kF32, 1.f}});
     for (const Epilogue& e : epilogues) {
       bench::FillRandomBf16(y.get(), m * s.n, /*seed=*/99, /*stream=*/3, 1.f);
-      const GemmArgs a = Bf16Gemm(x, w, y, m, s.n, s.k, e.y, e.beta);
+      const GemmArgs a =
+          DenseGemmArgs(x.get(), w.get(), y.get(), m, s.n, s.k, DType::kBF16, e.y, e.beta);
       cudaError_t err;
       const int candidates = cublas->NumCandidates(a, &err);
       SIEVE_CUDA_CHECK(err);
@@ -134,8 +118,9 @@ int Main() {
     for (int64_t m : {1, 8}) {
       const DeviceBuffer x(size_t(m) * s.k * 2), y_ref(size_t(m) * s.n * 4), y(size_t(m) * s.n * 4);
       bench::FillRandomBf16(x.get(), m * s.k, /*seed=*/99, /*stream=*/2, 1.f);
-      const GemmArgs a = Bf16Gemm(x, w, y_ref, m, s.n, s.k, s.y);
-      const GemmArgs b = Bf16Gemm(x, w, y, m, s.n, s.k, s.y);
+      const GemmArgs a =
+          DenseGemmArgs(x.get(), w.get(), y_ref.get(), m, s.n, s.k, DType::kBF16, s.y);
+      const GemmArgs b = DenseGemmArgs(x.get(), w.get(), y.get(), m, s.n, s.k, DType::kBF16, s.y);
       SIEVE_CUDA_CHECK(cublas->Run(a, nullptr));
       SIEVE_CUDA_CHECK(LaunchSkinnyGemm(b, nullptr));
       SIEVE_CUDA_CHECK(cudaDeviceSynchronize());

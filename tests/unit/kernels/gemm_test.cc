@@ -200,18 +200,8 @@ TEST(GemmKernelTest, GpuCandidatesAndTuningMatchRef) {
   for (auto [y_dtype, beta] :
        {std::pair{DType::kBF16, 0.f}, std::pair{DType::kBF16, 1.f}, std::pair{DType::kF32, 1.f}}) {
     sieve::testing::DeviceMemory probe(size_t(m) * std::max(n, k) * 4);
-    const GemmArgs args{.x = probe.get(),
-                        .w = probe.get(),
-                        .y = probe.get(),
-                        .m = m,
-                        .n = n,
-                        .k = k,
-                        .ldx = k,
-                        .ldy = n,
-                        .beta = beta,
-                        .x_dtype = DType::kBF16,
-                        .w_dtype = DType::kBF16,
-                        .y_dtype = y_dtype};
+    const GemmArgs args =
+        DenseGemmArgs(probe.get(), probe.get(), probe.get(), m, n, k, DType::kBF16, y_dtype, beta);
     cudaError_t err;
     const int candidates = gemm->NumCandidates(args, &err);
     ASSERT_EQ(err, cudaSuccess);
