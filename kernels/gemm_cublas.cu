@@ -264,25 +264,27 @@ int CublasLtGemm::NumCandidates(const GemmArgs& args, cudaError_t* err) {
   return plan ? plan->num_algos : 0;
 }
 
+CublasLtGemm::Plan* CublasLtGemm::PlanWithCandidate(const GemmArgs& args, int candidate,
+                                                    cudaError_t* err) {
+  Plan* plan = PlanFor(args, err);
+  if (plan && (candidate < 0 || candidate >= plan->num_algos)) {
+    *err = cudaErrorInvalidValue;
+    return nullptr;
+  }
+  return plan;
+}
+
 cudaError_t CublasLtGemm::RunCandidate(const GemmArgs& args, int candidate, cudaStream_t stream) {
   cudaError_t err;
-  const Plan* plan = PlanFor(args, &err);
-  if (!plan) return err;
-  if (candidate < 0 || candidate >= plan->num_algos) {
-    return cudaErrorInvalidValue;
-  }
-  return Launch(*plan, candidate, args, stream);
+  const Plan* plan = PlanWithCandidate(args, candidate, &err);
+  return plan ? Launch(*plan, candidate, args, stream) : err;
 }
 
 cudaError_t CublasLtGemm::Choose(const GemmArgs& args, int candidate) {
   cudaError_t err;
-  Plan* plan = PlanFor(args, &err);
-  if (!plan) return err;
-  if (candidate < 0 || candidate >= plan->num_algos) {
-    return cudaErrorInvalidValue;
-  }
-  plan->chosen = candidate;
-  return cudaSuccess;
+  Plan* plan = PlanWithCandidate(args, candidate, &err);
+  if (plan) plan->chosen = candidate;
+  return err;
 }
 
 bool CublasLtGemm::Tuned(const GemmArgs& args) const {

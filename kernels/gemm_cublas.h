@@ -96,6 +96,8 @@ class CublasLtGemm {
   // The cached plan for args, made on first use; nullptr with *err set on invalid arguments or
   // when cuBLASLt has no algorithm. *err is cudaSuccess with nullptr for an empty product.
   Plan* PlanFor(const GemmArgs& args, cudaError_t* err);
+  // PlanFor, and cudaErrorInvalidValue (nullptr) unless it has candidate `candidate`.
+  Plan* PlanWithCandidate(const GemmArgs& args, int candidate, cudaError_t* err);
   cudaError_t Launch(const Plan& plan, int candidate, const GemmArgs& args, cudaStream_t stream);
 
   std::unique_ptr<cublasLtContext, HandleDeleter> handle_;

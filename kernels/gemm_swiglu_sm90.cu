@@ -96,7 +96,7 @@
 //   - Call 1 ran every round's ops in a fixed order and cluster 2, timed right after the slow
 //     2-steps-behind variant, read 1.026x (32768) and 1.095x (49356); with the order shuffled per
 //     round (calls 2 and 3, now the bench's way) it reads 1.005x / 1.004x.
-//   The code of these variants is in commit 93aa932 on branch swiglu-epi (kStaggeredLag1/2,
+//   The code of these variants is in commit 93aa932 (merged into main's history; kStaggeredLag1/2,
 //   kStaggeredTileStart, kCooperativeCluster4/8, kCooperativeFtz, kCooperativeFtzGroup32,
 //   kCooperativeTanh), not kept here.
 //

@@ -263,13 +263,14 @@ class CudaBackend final : public Backend {
     std::unique_ptr<CudaBackend> be(new CudaBackend(device));
     be->residual_dtype_ = residual;
     be->tune_gemms_ = options.tune_gemms;
-    be->swiglu_block_ = kernels::GemmSwigluSm90DeviceOk() ? kernels::kSwigluBlock : 0;
     cudaError_t err = cudaSetDevice(device);
     if (err != cudaSuccess) {
       cudaGetLastError();
       return Status::Unavailable(
           StrFormat("cuda:%d: cannot select the device: %s", device, cudaGetErrorString(err)));
     }
+    // Asks about the current device: after it is selected.
+    be->swiglu_block_ = kernels::GemmSwigluSm90DeviceOk() ? kernels::kSwigluBlock : 0;
     cudaDeviceProp prop{};
     SIEVE_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
     be->description_ = StrFormat("cuda:%d %s (%.1f GiB)", device, prop.name,

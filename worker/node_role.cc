@@ -167,6 +167,13 @@ Status NodeRole::ServeOthers() {
   return DecodeStep();
 }
 
+bool NodeRole::TakeAborted(const std::string& id) {
+  const auto it = std::find(aborted_.begin(), aborted_.end(), id);
+  if (it == aborted_.end()) return false;
+  aborted_.erase(it);
+  return true;
+}
+
 Status NodeRole::DrainAndSync() {
   while (transport_.pending_sends() > 0) {
     transport_.ReleaseCompletedSends();
@@ -184,10 +191,8 @@ Status NodeRole::HandleWorkOrder(const proto::WorkOrder& order) {
     std::fflush(stderr);
     _exit(3);
   }
-  if (auto it = std::find(aborted_.begin(), aborted_.end(), order.request_id());
-      it != aborted_.end()) {
+  if (TakeAborted(order.request_id())) {
     // The request failed or was cancelled before its work order was taken: nothing to do.
-    aborted_.erase(it);
     SIEVE_LOG_INFO("dropped request: work order skipped", "rank=%d id=%s", world_.Rank(),
                    order.request_id().c_str());
     return Status::Ok();
@@ -226,10 +231,8 @@ Status NodeRole::HandleWorkOrder(const proto::WorkOrder& order) {
   scores.set_rank(world_.Rank());
   auto result = PrefillChunks(model_, query, chunks, popt, between_forwards);
   SIEVE_RETURN_IF_ERROR(between_status);
-  if (auto it = std::find(aborted_.begin(), aborted_.end(), order.request_id());
-      it != aborted_.end()) {
+  if (TakeAborted(order.request_id())) {
     // Aborted while it was being prefilled (a control message taken between forwards).
-    aborted_.erase(it);
     SIEVE_LOG_INFO("dropped request: prefill discarded", "rank=%d id=%s", world_.Rank(),
                    order.request_id().c_str());
     return Status::Ok();

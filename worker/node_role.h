@@ -85,6 +85,8 @@ class NodeRole {
   // What a rank does between the forwards of a long prefill: control messages, requests ready
   // to start, one decode step.
   Status ServeOthers();
+  // Whether `id` was aborted before its work order ran here (forgetting it if so).
+  bool TakeAborted(const std::string& id);
   Status HandleWorkOrder(const proto::WorkOrder& order);
   Status HandleKeepDecision(const proto::KeepDecision& decision);
   Status HandleDecodeOrder(const proto::DecodeOrder& order);

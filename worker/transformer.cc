@@ -155,8 +155,12 @@ kernels::GemmArgs Transformer::Projection(Proj p, int layer, const ForwardWorksp
   return a;
 }
 
+bool Transformer::WantsFusedSwiglu(int64_t n) const {
+  return weights_.swiglu_block() > 0 && n >= kFusedSwigluMinRows;
+}
+
 bool Transformer::FusedSwiglu(int layer, ForwardWorkspace& ws, int64_t n) const {
-  if (weights_.swiglu_block() == 0 || n < kFusedSwigluMinRows) return false;
+  if (!WantsFusedSwiglu(n)) return false;
   const int64_t hidden = config_.hidden_size, inter = config_.intermediate_size;
   return backend_.GemmSwiglu({.x = ws.normed(),
                               .w = weights_.layer(layer).gate_up.get(),
@@ -173,10 +177,9 @@ void Transformer::TuneGemms(ForwardWorkspace& ws, int64_t n) const {
   if (n < kTuneMinRows) return;
   std::vector<kernels::GemmArgs> pending;
   for (Proj p : {Proj::kQkv, Proj::kO, Proj::kGateUp, Proj::kDown}) {
-    const bool fused =
-        p == Proj::kGateUp && weights_.swiglu_block() > 0 && n >= kFusedSwigluMinRows;
+    if (p == Proj::kGateUp && WantsFusedSwiglu(n)) continue;  // not a cuBLASLt product
     const kernels::GemmArgs args = Projection(p, 0, ws, n);
-    if (!fused && backend_.GemmNeedsTuning(args)) pending.push_back(args);
+    if (backend_.GemmNeedsTuning(args)) pending.push_back(args);
   }
   if (pending.empty()) return;
   // Activation-like inputs: the candidates' speed depends on the data (power draw), so timing

@@ -123,6 +123,7 @@ class Transformer {
   // mlp_act = SwiGLU of the gate-up projection in one fused kernel (Backend::GemmSwiglu), for
   // prefill-sized n on a backend that has it; false when the caller must run Gemm + SiluMul.
   static constexpr int64_t kFusedSwigluMinRows = 256;
+  bool WantsFusedSwiglu(int64_t n) const;
   bool FusedSwiglu(int layer, ForwardWorkspace& ws, int64_t n) const;
   // normed = RMSNorm(residual) * weight over the first n rows.
   void Norm(const void* weight, ForwardWorkspace& ws, int64_t n) const;
