@@ -29,7 +29,7 @@ constexpr int kVec = 8;  // 16-bit elements per 16-byte access
 
 __device__ __forceinline__ float SiluTimes(float g, float u) { return g / (1.f + expf(-g)) * u; }
 
-// Offset of element i's gate inside its row (the up element is `block` further on).
+// SwigluGateIndex (kernels/silu_mul.h) with a 32-bit division: i < 2^31.
 __device__ __forceinline__ int64_t GateOffset(int64_t i, int64_t block) {
   const uint32_t b = static_cast<uint32_t>(i) / static_cast<uint32_t>(block);  // i < 2^31
   return 2 * block * b + (i - int64_t{b} * block);

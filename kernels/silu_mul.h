@@ -27,6 +27,12 @@ struct SiluMulArgs {
   DType dtype = DType::kF32;
 };
 
+// Where gate column i sits in a gate-up row laid out in blocks of `block` (> 0; the plain layout
+// is one block of inter): 2 block (i / block) + i % block. Its up column is `block` further on.
+SIEVE_HOST_DEVICE int64_t SwigluGateIndex(int64_t i, int64_t block) {
+  return 2 * block * (i / block) + i % block;
+}
+
 void SiluMulRef(const SiluMulArgs& args);
 #if SIEVE_WITH_CUDA
 cudaError_t LaunchSiluMul(const SiluMulArgs& args, cudaStream_t stream);

@@ -12,6 +12,7 @@
 
 #include "kernels/check.h"
 #include "kernels/gemm_swiglu.h"
+#include "kernels/silu_mul.h"
 
 namespace sieve::kernels {
 namespace {
@@ -30,8 +31,7 @@ float Dot(const float* a, const float* b, int64_t k) {
 
 // Row of the interleaved weight that holds gate (up = false) or up (up = true) column i.
 int64_t InterleavedRow(int64_t i, bool up) {
-  const int64_t b = i / kSwigluBlock, r = i % kSwigluBlock;
-  return 2 * kSwigluBlock * b + (up ? kSwigluBlock : 0) + r;
+  return SwigluGateIndex(i, kSwigluBlock) + (up ? kSwigluBlock : 0);
 }
 
 }  // namespace
